@@ -1,0 +1,1 @@
+"""Benchmarks of LNDS SPE against peers: `python -m benchmarks --scale ci|full`."""

@@ -1,0 +1,112 @@
+"""JupyterHub configuration of the LNDS SPE: one locked-down workspace per (user, project).
+
+Every deployment setting comes from an environment variable with a default fit for one machine
+running Podman (see scripts/hub.sh). Read top to bottom: where things live, who may log in,
+how workspaces start, which services run beside the hub.
+"""
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the lnds_spe package of this checkout, if not installed
+
+from lnds_spe.config import database_url, state_dir  # noqa: E402
+
+
+def env(name: str, default: str) -> str:
+    """A setting from the environment, with its default when unset or empty."""
+    return os.environ.get(name) or default
+
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+# --- Where state lives ------------------------------------------------------------------------
+STATE = state_dir()
+HUB_STATE = STATE / "hub"
+HUB_STATE.mkdir(parents=True, exist_ok=True)
+c.JupyterHub.db_url = env("SPE_HUB_DB_URL", f"sqlite:///{HUB_STATE / 'jupyterhub.sqlite'}")
+c.JupyterHub.cookie_secret_file = str(HUB_STATE / "jupyterhub_cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = str(HUB_STATE / "proxy.pid")
+REGISTRY_URL = database_url()
+
+# --- Where the hub listens ----------------------------------------------------------------------
+# Users reach the proxy; the hub API listens on all addresses so that each project's workspaces
+# reach it on their network's gateway (the host firewall lets them reach nothing else there).
+c.JupyterHub.bind_url = env("SPE_HUB_BIND_URL", "http://127.0.0.1:8000")
+c.JupyterHub.hub_ip = env("SPE_HUB_API_IP", "0.0.0.0")
+c.JupyterHub.hub_port = int(env("SPE_HUB_API_PORT", "8081"))
+c.JupyterHub.hub_connect_ip = env("SPE_HUB_CONNECT_IP", "127.0.0.1")
+c.ConfigurableHTTPProxy.api_url = env("SPE_PROXY_API_URL", "http://127.0.0.1:8001")
+c.JupyterHub.cleanup_servers = False  # a hub restart leaves running workspaces running
+c.JupyterHub.template_paths = [str(ROOT / "hub" / "templates")]
+
+# --- Who may log in -----------------------------------------------------------------------------
+# Demo default: one shared password for users and one for admins, generated once and kept in
+# <state>/hub/demo-passwords.json (mode 600). Production sets SPE_AUTHENTICATOR (e.g. OIDC).
+ADMINS = {name for name in env("SPE_ADMIN_USERS", "admin").split(",") if name}
+c.Authenticator.admin_users = ADMINS
+c.JupyterHub.authenticator_class = env("SPE_AUTHENTICATOR", "shared-password")
+if c.JupyterHub.authenticator_class == "shared-password":
+    password_file = HUB_STATE / "demo-passwords.json"
+    if not password_file.exists():
+        fresh = {"user_password": secrets.token_urlsafe(12), "admin_password": secrets.token_urlsafe(32)}
+        password_file.touch(mode=0o600)
+        password_file.write_text(json.dumps(fresh, indent=1))
+    passwords = json.loads(password_file.read_text())
+    c.SharedPasswordAuthenticator.user_password = env("SPE_DEMO_PASSWORD", passwords["user_password"])
+    c.SharedPasswordAuthenticator.admin_password = env("SPE_DEMO_ADMIN_PASSWORD",
+                                                       passwords["admin_password"])
+    c.Authenticator.allow_all = True  # project membership, checked at each spawn, gates workspaces
+
+# --- How workspaces start -----------------------------------------------------------------------
+# One named server per project, named by the project slug; the default server is refused.
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = int(env("SPE_NAMED_SERVER_LIMIT", "0"))
+SPAWNERS = {"docker": "lnds_spe.hub.spawner.SPEDockerSpawner",
+            "kube": "lnds_spe.hub.kube.SPEKubeSpawner"}
+c.JupyterHub.spawner_class = SPAWNERS[env("SPE_SPAWNER", "docker")]
+if not os.environ.get("DOCKER_HOST") and Path("/run/spe/podman.sock").exists():
+    os.environ["DOCKER_HOST"] = "unix:///run/spe/podman.sock"  # scripts/engine-setup.sh's socket
+c.SPEPolicyMixin.registry_url = REGISTRY_URL
+c.SPEPolicyMixin.spe_state_dir = str(STATE)
+c.SPEPolicyMixin.default_workspace_image = env("SPE_WORKSPACE_IMAGE",
+                                               "localhost/lnds-spe-workspace:latest")
+c.SPEPolicyMixin.hub_port_for_workspaces = c.JupyterHub.hub_port
+c.SPEDockerSpawner.prefix = env("SPE_CONTAINER_PREFIX", "spe")
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = int(env("SPE_START_TIMEOUT", "180"))
+c.Spawner.http_timeout = int(env("SPE_HTTP_TIMEOUT", "120"))
+ACTIVITY_INTERVAL = env("SPE_ACTIVITY_INTERVAL", "60")
+c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": ACTIVITY_INTERVAL}
+c.JupyterHub.last_activity_interval = int(env("SPE_HUB_ACTIVITY_INTERVAL", "300"))
+
+# --- Services beside the hub --------------------------------------------------------------------
+# The lifecycle enforcer stops workspaces of projects that expired or were suspended, or whose
+# user lost the researcher role; the idle culler stops idle ones (and any past their max age).
+SERVICE_ENV = {
+    "SPE_STATE_DIR": str(STATE),
+    "SPE_DATABASE_URL": REGISTRY_URL,
+    "SPE_ENFORCE_EVERY": env("SPE_ENFORCE_EVERY", "20"),
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
+c.JupyterHub.services = [
+    {"name": "spe-lifecycle", "command": [sys.executable, "-m", "lnds_spe.hub.enforcer"],
+     "environment": SERVICE_ENV},
+    {"name": "idle-culler", "command": [
+        sys.executable, "-m", "jupyterhub_idle_culler",
+        f"--timeout={env('SPE_CULL_IDLE_TIMEOUT', '3600')}",
+        f"--cull-every={env('SPE_CULL_EVERY', '300')}",
+        f"--max-age={env('SPE_CULL_MAX_AGE', '43200')}",
+    ]},
+]
+c.JupyterHub.load_roles = [
+    {"name": "spe-lifecycle", "services": ["spe-lifecycle"],
+     "scopes": ["list:users", "read:users", "read:servers", "delete:servers"]},
+    {"name": "idle-culler", "services": ["idle-culler"],
+     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+]

@@ -1,0 +1,163 @@
+"""Dice coefficients between sets of Bloom filters (e.g. CLKs) with threshold and top-k."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from lnds_spe.analysis._inputs import AnalysisInputError, positive_int, thread_count, to_numpy
+
+FILTER_BITS = 1024
+_WORDS = FILTER_BITS // 64
+
+
+@intrinsic
+def _ctpop64(typingctx, value):
+    """Population count of a 64-bit word through LLVM's ctpop intrinsic."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _popcounts(filters):
+    """Number of set bits of every filter."""
+    n, w = filters.shape
+    out = np.empty(n, dtype=np.int64)
+    for i in numba.prange(n):
+        c = np.uint64(0)
+        for j in range(w):
+            c += _ctpop64(filters[i, j])
+        out[i] = c
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dice(a, b, i, j, pa, pb):
+    """Dice coefficient of a[i] and b[j] given their popcounts."""
+    if pa + pb == 0:
+        return 0.0
+    c = np.uint64(0)
+    for w in range(a.shape[1]):
+        c += _ctpop64(a[i, w] & b[j, w])
+    return 2.0 * c / (pa + pb)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _dice_matrix(a, b, pa, pb):
+    """The full matrix of Dice coefficients (float64)."""
+    out = np.empty((a.shape[0], b.shape[0]))
+    for i in numba.prange(a.shape[0]):
+        for j in range(b.shape[0]):
+            out[i, j] = _dice(a, b, i, j, pa[i], pb[j])
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _candidates_block(a, b, pa, pb, lo, hi, threshold, k, buf_s, buf_j, counts):
+    """For rows lo..hi-1 of a, the pairs at or above threshold (best k if k > 0) per row."""
+    m = b.shape[0]
+    for r in numba.prange(hi - lo):
+        i = lo + r
+        n = 0
+        pi = pa[i]
+        for j in range(m):
+            total = pi + pb[j]
+            # Dice <= 2 min(pa, pb) / (pa + pb): skip pairs that cannot reach the threshold
+            if total == 0 or 2.0 * min(pi, pb[j]) < threshold * total:
+                continue
+            s = _dice(a, b, i, j, pi, pb[j])
+            if s < threshold:
+                continue
+            if k <= 0:
+                buf_s[r, n] = s
+                buf_j[r, n] = j
+                n += 1
+            elif n < k or s > buf_s[r, n - 1]:
+                pos = n if n < k else k - 1
+                while pos > 0 and buf_s[r, pos - 1] < s:
+                    buf_s[r, pos] = buf_s[r, pos - 1]
+                    buf_j[r, pos] = buf_j[r, pos - 1]
+                    pos -= 1
+                buf_s[r, pos] = s
+                buf_j[r, pos] = j
+                if n < k:
+                    n += 1
+        counts[r] = n
+
+
+def as_filters(filters: Any, name: str) -> np.ndarray:
+    """Bloom filters as a C-contiguous (n, words) uint64 view; bytes rows are viewed, not copied."""
+    arr = to_numpy(filters, name)
+    if arr.ndim != 2:
+        raise AnalysisInputError(f"{name}: expected a 2-D array (records × words or bytes), "
+                                 f"got shape {arr.shape}")
+    if arr.dtype == np.uint8 or arr.dtype == np.int8:
+        if arr.shape[1] % 8:
+            raise AnalysisInputError(f"{name}: byte rows must be a multiple of 8 bytes long")
+        arr = np.ascontiguousarray(arr).view(np.uint64)
+    elif arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
+        arr = np.ascontiguousarray(arr).view(np.uint64)
+    else:
+        raise AnalysisInputError(f"{name}: expected uint64 words or uint8 bytes, got {arr.dtype}")
+    return arr
+
+
+def _pair_inputs(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both filter sets, checked to have the same width."""
+    fa = as_filters(a, "filters_a")
+    fb = as_filters(b, "filters_b")
+    if fa.shape[1] != fb.shape[1]:
+        raise AnalysisInputError(f"filters_b: {fb.shape[1] * 64}-bit filters do not match "
+                                 f"filters_a's {fa.shape[1] * 64} bits")
+    return fa, fb
+
+
+def dice_similarity(filters_a: Any, filters_b: Any, threads: int | None = None) -> np.ndarray:
+    """Matrix (len(a) × len(b)) of Dice coefficients 2|a∩b| / (|a| + |b|); 0 if both empty."""
+    fa, fb = _pair_inputs(filters_a, filters_b)
+    numba.set_num_threads(thread_count(threads))
+    return _dice_matrix(fa, fb, _popcounts(fa), _popcounts(fb))
+
+
+def dice_candidates(filters_a: Any, filters_b: Any, threshold: float, k: int | None = None,
+                    threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs with Dice >= threshold (best k per record of a if k is given).
+
+    Returns (scores, index_a, index_b) sorted by decreasing score, then index_a, then index_b.
+    """
+    fa, fb = _pair_inputs(filters_a, filters_b)
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise AnalysisInputError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    k_eff = 0 if k is None else positive_int(k, "k")
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
+    pa, pb = _popcounts(fa), _popcounts(fb)
+    width = fb.shape[0] if k_eff == 0 else min(k_eff, fb.shape[0])
+    block = int(max(threads, min(fa.shape[0], 512, 20_000_000 // max(width, 1))))
+    buf_s = np.empty((block, max(width, 1)))
+    buf_j = np.empty((block, max(width, 1)), dtype=np.int64)
+    counts = np.empty(block, dtype=np.int64)
+    scores, rows, cols = [], [], []
+    for lo in range(0, fa.shape[0], block):
+        hi = min(fa.shape[0], lo + block)
+        _candidates_block(fa, fb, pa, pb, lo, hi, float(threshold), k_eff, buf_s, buf_j, counts)
+        for r in np.flatnonzero(counts[:hi - lo]):
+            n = counts[r]
+            scores.append(buf_s[r, :n].copy())
+            cols.append(buf_j[r, :n].copy())
+            rows.append(np.full(n, lo + r, dtype=np.int64))
+    if not scores:
+        return np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
+    s, i, j = np.concatenate(scores), np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((j, i, -s))
+    return s[order], i[order], j[order]

@@ -1,0 +1,348 @@
+"""A per-series, time-sorted store of long-format measurements with roll-ups and window queries."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+
+from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
+
+ROLLUP_SECONDS = {"hour": 3600, "day": 86400}
+_MAX_DIRECT_SERIES_ID = 10_000_000
+_FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; NaN checks stay exact (no 'nnan')
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _counting_sort(codes, n_series, threads):
+    """Stable parallel counting sort by series code: returns (offsets, permutation)."""
+    n = codes.shape[0]
+    chunk = (n + threads - 1) // threads
+    hist = np.zeros((threads, n_series), dtype=np.int64)
+    for t in numba.prange(threads):
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            hist[t, codes[i]] += 1
+    offsets = np.zeros(n_series + 1, dtype=np.int64)
+    starts = np.zeros((threads, n_series), dtype=np.int64)
+    pos = 0
+    for s in range(n_series):
+        offsets[s] = pos
+        for t in range(threads):
+            starts[t, s] = pos
+            pos += hist[t, s]
+    offsets[n_series] = pos
+    perm = np.empty(n, dtype=np.int64)
+    for t in numba.prange(threads):
+        cursor = starts[t].copy()
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            s = codes[i]
+            perm[cursor[s]] = i
+            cursor[s] += 1
+    return offsets, perm
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _gather_sorted(perm, offsets, times, values):
+    """Gather rows per series and sort each series by time (stable) if it is not already."""
+    n = perm.shape[0]
+    out_t = np.empty(n, dtype=times.dtype)
+    out_v = np.empty(n, dtype=values.dtype)
+    n_series = offsets.shape[0] - 1
+    for s in numba.prange(n_series):
+        lo = offsets[s]
+        hi = offsets[s + 1]
+        ordered = True
+        for i in range(lo, hi):
+            out_t[i] = times[perm[i]]
+            out_v[i] = values[perm[i]]
+            if i > lo and out_t[i] < out_t[i - 1]:
+                ordered = False
+        if not ordered:
+            order = np.argsort(out_t[lo:hi], kind="mergesort")
+            seg_t = out_t[lo:hi][order]
+            seg_v = out_v[lo:hi][order]
+            out_t[lo:hi] = seg_t
+            out_v[lo:hi] = seg_v
+    return out_t, out_v
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _build_rollup(offsets, times, values, width):
+    """Per series, one entry per non-empty bucket: start, sum, count (non-NaN), min, max."""
+    n_series = offsets.shape[0] - 1
+    n_buckets = np.zeros(n_series, dtype=np.int64)
+    for s in numba.prange(n_series):
+        last = np.int64(-(2 ** 62))
+        c = 0
+        for i in range(offsets[s], offsets[s + 1]):
+            b = times[i] // width
+            if c == 0 or b != last:
+                c += 1
+                last = b
+        n_buckets[s] = c
+    r_off = np.zeros(n_series + 1, dtype=np.int64)
+    for s in range(n_series):
+        r_off[s + 1] = r_off[s] + n_buckets[s]
+    m = r_off[n_series]
+    starts = np.empty(m, dtype=np.int64)
+    sums = np.zeros(m)
+    counts = np.zeros(m, dtype=np.int64)
+    mins = np.full(m, np.inf)
+    maxs = np.full(m, -np.inf)
+    for s in numba.prange(n_series):
+        j = r_off[s] - 1
+        last = np.int64(-(2 ** 62))
+        first = True
+        for i in range(offsets[s], offsets[s + 1]):
+            b = times[i] // width
+            if first or b != last:
+                j += 1
+                starts[j] = b * width
+                last = b
+                first = False
+            v = values[i]
+            if v == v:
+                sums[j] += v
+                counts[j] += 1
+                if v < mins[j]:
+                    mins[j] = v
+                if v > maxs[j]:
+                    maxs[j] = v
+    return r_off, starts, sums, counts, mins, maxs
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _raw_sum_count(values, lo, hi):
+    """Sum and count of the non-NaN values in values[lo:hi]."""
+    total = 0.0
+    count = 0
+    for i in range(lo, hi):
+        v = values[i]
+        ok = v == v
+        total += v if ok else 0.0
+        count += 1 if ok else 0
+    return total, count
+
+
+@numba.njit(cache=True, nogil=True)
+def _raw_min_max(values, lo, hi, cur_min, cur_max):
+    """Min and max of the non-NaN values in values[lo:hi], folded into the current ones."""
+    for i in range(lo, hi):
+        v = values[i]
+        if v == v:
+            if v < cur_min:
+                cur_min = v
+            if v > cur_max:
+                cur_max = v
+    return cur_min, cur_max
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _window_kernel(offsets, times, values, r_off, r_starts, r_sums, r_counts, r_mins, r_maxs,
+                   width, t0, t1, use_rollup, want_minmax):
+    """Per series sum/count/min/max over times in [t0, t1), whole buckets from the roll-up."""
+    n_series = offsets.shape[0] - 1
+    sums = np.zeros(n_series)
+    counts = np.zeros(n_series, dtype=np.int64)
+    mins = np.full(n_series, np.inf)
+    maxs = np.full(n_series, -np.inf)
+    for s in numba.prange(n_series):
+        lo = offsets[s]
+        hi = offsets[s + 1]
+        seg = times[lo:hi]
+        a = lo + np.searchsorted(seg, t0, side="left")
+        b = lo + np.searchsorted(seg, t1, side="left")
+        total = 0.0
+        count = 0
+        cur_min = np.inf
+        cur_max = -np.inf
+        raw_ranges = np.empty((2, 2), dtype=np.int64)
+        n_raw = 1
+        raw_ranges[0, 0] = a
+        raw_ranges[0, 1] = b
+        if use_rollup and b > a:
+            rs = r_starts[r_off[s]:r_off[s + 1]]
+            ba = np.searchsorted(rs, t0, side="left")
+            bb = np.searchsorted(rs, t1 - width, side="right")
+            if bb > ba:
+                for j in range(r_off[s] + ba, r_off[s] + bb):
+                    total += r_sums[j]
+                    count += r_counts[j]
+                    if want_minmax:
+                        cur_min = min(cur_min, r_mins[j])
+                        cur_max = max(cur_max, r_maxs[j])
+                first_full = rs[ba]
+                after_full = rs[bb - 1] + width
+                raw_ranges[0, 1] = lo + np.searchsorted(seg, first_full, side="left")
+                raw_ranges[1, 0] = lo + np.searchsorted(seg, after_full, side="left")
+                raw_ranges[1, 1] = b
+                n_raw = 2
+        for r in range(n_raw):
+            part, c = _raw_sum_count(values, raw_ranges[r, 0], raw_ranges[r, 1])
+            total += part
+            count += c
+            if want_minmax:
+                cur_min, cur_max = _raw_min_max(values, raw_ranges[r, 0], raw_ranges[r, 1],
+                                                cur_min, cur_max)
+        sums[s] = total
+        counts[s] = count
+        mins[s] = cur_min
+        maxs[s] = cur_max
+    return sums, counts, mins, maxs
+
+
+@dataclass
+class Rollup:
+    """Per-series aggregates of whole time buckets of `width` time units."""
+
+    width: int
+    offsets: np.ndarray
+    starts: np.ndarray
+    sums: np.ndarray
+    counts: np.ndarray
+    mins: np.ndarray
+    maxs: np.ndarray
+
+
+@dataclass
+class TimeSeriesStore:
+    """Measurements grouped per series, each series sorted by time, with optional roll-ups.
+
+    Times are int64 (epoch seconds by default, or the ticks of a datetime64 input); a window
+    [start, stop) is found by binary search, whole buckets are read from the roll-ups. NaN
+    values are missing: they are skipped by every statistic.
+    """
+
+    series_ids: np.ndarray
+    offsets: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    unit: str = "s"
+    rollups: dict[str, Rollup] = field(default_factory=dict)
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    threads: int = 1
+
+    @classmethod
+    def build(cls, times: Any, series: Any, values: Any,
+              rollups: tuple[str, ...] | list[str] = (), threads: int | None = None,
+              ) -> TimeSeriesStore:
+        """Ingest long-format (time, series id, value) columns; record each build step's cost."""
+        started = time.perf_counter()
+        raw_t = to_numpy(times, "times")
+        unit = "s"
+        if raw_t.dtype.kind == "M":
+            unit = np.datetime_data(raw_t.dtype)[0]
+            raw_t = raw_t.view(np.int64)
+        t = column(raw_t, "times", "i", dtype=np.int64)
+        ids = column(series, "series", "i", length=t.shape[0])
+        v = column(values, "values", "n", length=t.shape[0])
+        if v.dtype.kind != "f":
+            v = v.astype(np.float64)
+        unknown = [r for r in rollups if r not in ROLLUP_SECONDS]
+        if unknown:
+            raise AnalysisInputError(f"rollups: unknown {unknown}; choose from "
+                                     f"{tuple(ROLLUP_SECONDS)}")
+        threads = thread_count(threads)
+        numba.set_num_threads(threads)
+        lo = int(ids.min()) if ids.size else 0
+        hi = int(ids.max()) if ids.size else -1
+        if lo >= 0 and hi < _MAX_DIRECT_SERIES_ID:
+            codes, labels = ids, np.arange(hi + 1, dtype=np.int64)
+        else:
+            import pandas as pd
+
+            factor, labels = pd.factorize(ids, sort=True)
+            codes = factor.astype(np.int64)
+        offsets, perm = _counting_sort(codes, labels.shape[0], threads)
+        sorted_t, sorted_v = _gather_sorted(perm, offsets, t, v)
+        del perm
+        store = cls(series_ids=labels, offsets=offsets, times=sorted_t, values=sorted_v,
+                    unit=unit, threads=threads)
+        store.build_seconds["layout"] = time.perf_counter() - started
+        for name in rollups:
+            store.add_rollup(name)
+        return store
+
+    def _ticks(self, seconds: int) -> int:
+        """A duration in seconds expressed in this store's time unit."""
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+        if self.unit not in per_second:
+            raise AnalysisInputError(f"times: unit {self.unit!r} not supported for roll-ups")
+        return seconds * per_second[self.unit]
+
+    def add_rollup(self, name: str) -> Rollup:
+        """Build (or rebuild) the 'hour' or 'day' roll-up and record its cost."""
+        if name not in ROLLUP_SECONDS:
+            raise AnalysisInputError(f"rollups: unknown {name!r}; choose from "
+                                     f"{tuple(ROLLUP_SECONDS)}")
+        started = time.perf_counter()
+        numba.set_num_threads(self.threads)
+        width = self._ticks(ROLLUP_SECONDS[name])
+        rollup = Rollup(width, *_build_rollup(self.offsets, self.times, self.values, width))
+        self.rollups[name] = rollup
+        self.build_seconds[f"rollup_{name}"] = time.perf_counter() - started
+        return rollup
+
+    @property
+    def n_rows(self) -> int:
+        """Number of stored measurements."""
+        return int(self.times.shape[0])
+
+    def _time_value(self, value: Any, name: str) -> int:
+        """A window bound as int64 ticks of this store (ints, numpy or pandas datetimes)."""
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            return int(value)
+        try:
+            return int(np.datetime64(value, self.unit).astype(np.int64))
+        except (TypeError, ValueError) as exc:
+            raise AnalysisInputError(f"{name}: expected an int time or a datetime, "
+                                     f"got {value!r}") from exc
+
+    def window(self, start: Any, stop: Any, use_rollup: str | None = "auto",
+               minmax: bool = True) -> dict[str, np.ndarray]:
+        """Mean, min, max, count and sum per series over [start, stop).
+
+        use_rollup: "auto" (the coarsest roll-up built), a roll-up name, or None for raw data.
+        A series with no value in the window has count 0 and NaN mean/min/max.
+        """
+        t0 = self._time_value(start, "start")
+        t1 = self._time_value(stop, "stop")
+        if t1 < t0:
+            raise AnalysisInputError(f"stop: {stop!r} is before start {start!r}")
+        rollup = self._pick_rollup(use_rollup)
+        numba.set_num_threads(self.threads)
+        if rollup is None:
+            empty_i = np.zeros(1, dtype=np.int64)
+            empty_f = np.zeros(0)
+            sums, counts, mins, maxs = _window_kernel(
+                self.offsets, self.times, self.values, empty_i, empty_i[:0], empty_f,
+                empty_i[:0], empty_f, empty_f, 1, t0, t1, False, minmax)
+        else:
+            sums, counts, mins, maxs = _window_kernel(
+                self.offsets, self.times, self.values, rollup.offsets, rollup.starts,
+                rollup.sums, rollup.counts, rollup.mins, rollup.maxs, rollup.width, t0, t1,
+                True, minmax)
+        empty = counts == 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {"series": self.series_ids, "count": counts, "sum": sums,
+                   "mean": np.where(empty, np.nan, sums / np.maximum(counts, 1))}
+        if minmax:
+            out["min"] = np.where(empty, np.nan, mins)
+            out["max"] = np.where(empty, np.nan, maxs)
+        return out
+
+    def _pick_rollup(self, use_rollup: str | None) -> Rollup | None:
+        """The roll-up a query should use, validated."""
+        if use_rollup is None:
+            return None
+        if use_rollup == "auto":
+            if not self.rollups:
+                return None
+            return max(self.rollups.values(), key=lambda r: r.width)
+        if use_rollup not in self.rollups:
+            raise AnalysisInputError(f"use_rollup: {use_rollup!r} was not built; built: "
+                                     f"{sorted(self.rollups)}")
+        return self.rollups[use_rollup]

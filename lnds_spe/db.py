@@ -1,0 +1,121 @@
+"""Database plumbing: the SQLAlchemy models, the engine, and migrations to the newest schema."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Base of every SPE table."""
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(30), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    start_date = mapped_column(Date, nullable=False)
+    end_date = mapped_column(Date, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    cpu_limit: Mapped[float] = mapped_column(Float)
+    mem_limit: Mapped[str] = mapped_column(String(16))
+    pids_limit: Mapped[int] = mapped_column(Integer)
+    allowed_images: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[str] = mapped_column(String(40))
+    members: Mapped[list["Member"]] = relationship(back_populates="project")
+    datasets: Mapped[list["Dataset"]] = relationship(back_populates="project")
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("project_id", "username", "role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    username: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    project: Mapped[Project] = relationship(back_populates="members")
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(Text)
+    encrypted_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    plaintext_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    plaintext_sha256: Mapped[str] = mapped_column(String(64), default="")
+    manifest: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[str] = mapped_column(String(40))
+    project: Mapped[Project] = relationship(back_populates="datasets")
+
+
+class AuditEvent(Base):
+    """One row of the hash-chained audit log; `details` is canonical JSON text, hashed as stored."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(40), index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str | None] = mapped_column(String(30), index=True)
+    target: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The single row naming the chain's last event: the lock appenders take, and a tail check."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def make_engine(url: str) -> Engine:
+    """An engine whose transactions serialise writers (SQLite: BEGIN IMMEDIATE, WAL)."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below take effect
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,82 @@
+"""The demo: one project, its members, a small dataset and generated passwords, made idempotently."""
+
+import json
+import os
+import secrets
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lnds_spe.errors import SPEError
+from lnds_spe.projects import Registry
+
+DEMO_PROJECT = "demo"
+DEMO_USERS = {
+    "alice": ["researcher"],
+    "bob": ["researcher"],
+    "carol": ["output_checker"],
+    "dave": ["output_checker"],
+}
+DEMO_ADMINS = ["admin"]
+
+
+def demo_survey(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
+    """A small synthetic survey: region, sex, age band and income, for the demo notebook."""
+    rng = np.random.default_rng(seed)
+    regions = ["North", "South", "East", "West", "Centre"]
+    return pd.DataFrame({
+        "region": rng.choice(regions, rows, p=[0.3, 0.25, 0.2, 0.15, 0.1]),
+        "sex": rng.choice(["F", "M"], rows),
+        "age_band": rng.choice(["18-34", "35-49", "50-64", "65+"], rows),
+        "income": np.round(rng.lognormal(10.3, 0.6, rows), 2),
+    })
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, under a temporary name first."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def init_demo(registry: Registry, state_dir: Path, actor: str) -> dict | None:
+    """Create what is missing of the demo; return the new accounts file, or None if it existed."""
+    slugs = {p.slug for p in registry.list_projects()}
+    if DEMO_PROJECT not in slugs:
+        today = date.today()
+        registry.create_project(DEMO_PROJECT, "Demo: regional income survey", today,
+                                today + timedelta(days=365), actor=actor,
+                                description="Synthetic survey data to try the SPE with.")
+    for username, roles in DEMO_USERS.items():
+        held = registry.roles_of(DEMO_PROJECT, username)
+        for role in roles:
+            if role not in held:
+                registry.add_member(DEMO_PROJECT, username, role, actor=actor)
+
+    dataset_dir = state_dir / "datasets" / DEMO_PROJECT / "survey"
+    if not (dataset_dir / "survey.csv").exists():
+        dataset_dir.mkdir(parents=True, exist_ok=True)
+        demo_survey().to_csv(dataset_dir / "survey.tmp", index=False)
+        (dataset_dir / "survey.tmp").replace(dataset_dir / "survey.csv")
+    if "survey" not in {d.name for d in registry.datasets(DEMO_PROJECT)}:
+        registry.add_dataset(DEMO_PROJECT, "survey", dataset_dir.as_uri(), actor=actor)
+
+    accounts_file = state_dir / "demo-accounts.json"
+    if accounts_file.exists():
+        try:
+            json.loads(accounts_file.read_text())
+        except ValueError:
+            raise SPEError(f"{accounts_file} is not valid JSON: delete it and run again") from None
+        return None
+    accounts = {
+        "user_password": secrets.token_urlsafe(12),
+        "admin_password": secrets.token_urlsafe(32),
+        "users": DEMO_USERS,
+        "admins": DEMO_ADMINS,
+    }
+    _write_private(accounts_file, json.dumps(accounts, indent=2))
+    return accounts

@@ -1,0 +1,51 @@
+"""Host firewall for project networks: a workspace may reach the hub's port on the host, nothing else.
+
+A container on an internal network has no route off its subnet, but the subnet's gateway is the
+host itself, where services listening on all addresses would be reachable. These iptables rules
+(one chain per project subnet, jumped to from INPUT) accept the hub port and reject the rest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from lnds_spe.hub.lockdown import safe_name
+
+
+def chain_name(slug: str) -> str:
+    """The iptables chain guarding the host from one project's subnet (at most 28 characters)."""
+    return f"SPE-{safe_name(slug)}"[:28]
+
+
+def firewall_commands(slug: str, subnet: str, hub_port: int) -> list[list[str]]:
+    """iptables argument lists that (re)build the project's chain and hook it into INPUT once."""
+    chain = chain_name(slug)
+    return [
+        ["-N", chain],
+        ["-F", chain],
+        ["-A", chain, "-p", "tcp", "--dport", str(hub_port), "-j", "ACCEPT"],
+        ["-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        ["-A", chain, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
+        ["-C", "INPUT", "-s", subnet, "-j", chain],
+        ["-I", "INPUT", "1", "-s", subnet, "-j", chain],
+    ]
+
+
+def apply_firewall(slug: str, subnet: str, hub_port: int) -> None:
+    """Install the project's host rules (idempotent: an existing chain is rebuilt, hooked once)."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        raise RuntimeError("iptables is missing: install the iptables package, or set "
+                           "SPEDockerSpawner.host_firewall = False where the hub runs in a container")
+    commands = firewall_commands(slug, subnet, hub_port)
+    hooked = False
+    for args in commands:
+        if args[0] == "-N":
+            subprocess.run([iptables, "-w", *args], capture_output=True)  # exists already: fine
+        elif args[0] == "-C":
+            hooked = subprocess.run([iptables, "-w", *args], capture_output=True).returncode == 0
+        elif args[0] == "-I" and hooked:
+            continue
+        else:
+            subprocess.run([iptables, "-w", *args], check=True, capture_output=True)

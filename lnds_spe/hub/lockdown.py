@@ -1,0 +1,138 @@
+"""Pure rendering of a workspace's lockdown: names, limits, mounts, container and pod settings.
+
+Both spawners (Docker/Podman and Kubernetes) take their settings from here, so a locked-down
+workspace means the same thing on either engine. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from lnds_spe.policy import ProjectInfo
+
+WORKSPACE_UID = 1000
+WORKSPACE_GID = 1000
+WORKSPACE_HOME = PurePosixPath("/home/jovyan")
+TMP_SIZE = "512m"
+LABEL_PROJECT = "org.lnds-spe.project"
+LABEL_USER = "org.lnds-spe.user"
+
+_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+_MEMORY = re.compile(r"^([1-9][0-9]*)([KMG])$")
+_NOT_NAME = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A workspace's resource limits, as engines want them."""
+
+    cpu: float
+    mem_bytes: int
+    pids: int
+
+
+def memory_bytes(text: str) -> int:
+    """Bytes in a memory limit such as '2G' (K, M, G are powers of 1024)."""
+    match = _MEMORY.match(text)
+    if not match:
+        raise ValueError(f"memory limit {text!r} is not a number followed by K, M or G")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def project_limits(project: ProjectInfo) -> Limits:
+    """The limits a project's registry entry sets for each of its workspaces."""
+    return Limits(cpu=project.cpu_limit, mem_bytes=memory_bytes(project.mem_limit),
+                  pids=project.pids_limit)
+
+
+def safe_name(text: str) -> str:
+    """Lowercase letters, digits and '-', usable in container, volume and Kubernetes names."""
+    return _NOT_NAME.sub("-", text.lower()).strip("-") or "x"
+
+
+def network_name(prefix: str, slug: str) -> str:
+    """The one internal network of a project; no two projects share it."""
+    return f"{prefix}-net-{safe_name(slug)}"
+
+
+def home_volume_name(prefix: str, username: str, slug: str) -> str:
+    """The named volume holding one user's home in one project."""
+    return f"{prefix}-home-{safe_name(username)}-{safe_name(slug)}"
+
+
+def dataset_mount_point(dataset: str) -> str:
+    """Where a dataset appears inside the workspace: ~/data/<dataset>."""
+    return str(WORKSPACE_HOME / "data" / dataset)
+
+
+def outputs_mount_point() -> str:
+    """Where the project's shared outputs folder appears inside the workspace."""
+    return str(WORKSPACE_HOME / "outputs")
+
+
+def data_binds(datasets: dict[str, str], outputs_dir: str) -> dict[str, dict[str, str]]:
+    """Bind mounts (host path -> target and mode): datasets read-only, outputs read-write."""
+    binds = {host: {"bind": dataset_mount_point(name), "mode": "ro"}
+             for name, host in sorted(datasets.items())}
+    binds[outputs_dir] = {"bind": outputs_mount_point(), "mode": "rw"}
+    return binds
+
+
+def docker_host_config(limits: Limits) -> dict:
+    """docker-py host_config settings that lock a workspace container down."""
+    return {
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE},mode=1777"},
+        "pids_limit": limits.pids,
+        "mem_limit": limits.mem_bytes,
+        "memswap_limit": limits.mem_bytes,
+        "privileged": False,
+    }
+
+
+def pod_security_context() -> dict:
+    """Pod-level securityContext of a workspace pod (Kubernetes field names)."""
+    return {
+        "runAsUser": WORKSPACE_UID,
+        "runAsGroup": WORKSPACE_GID,
+        "fsGroup": WORKSPACE_GID,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict:
+    """Container-level securityContext of the workspace container (Kubernetes field names)."""
+    return {
+        "runAsUser": WORKSPACE_UID,
+        "runAsGroup": WORKSPACE_GID,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def network_policy(slug: str, namespace: str, hub_selector: dict[str, str],
+                   hub_port: int) -> dict:
+    """A NetworkPolicy: the project's pods talk only with the hub (and the proxy to them)."""
+    project_pods = {"matchLabels": {LABEL_PROJECT: safe_name(slug)}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"spe-project-{safe_name(slug)}", "namespace": namespace,
+                     "labels": {LABEL_PROJECT: safe_name(slug)}},
+        "spec": {
+            "podSelector": project_pods,
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"component": "proxy"}}},
+                                  {"podSelector": {"matchLabels": hub_selector}}]}],
+            "egress": [{"to": [{"podSelector": {"matchLabels": hub_selector}}],
+                        "ports": [{"protocol": "TCP", "port": hub_port}]}],
+        },
+    }

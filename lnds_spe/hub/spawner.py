@@ -1,0 +1,329 @@
+"""JupyterHub spawners for project workspaces: the SPE policy in one mixin, two engines under it.
+
+A server is named by its project's slug. Before every start the mixin asks the registry whether
+the user is a researcher of the project, the project is active and within its dates, and the image
+is on the project's allow-list; a refusal is audited and its reason shown on the spawn page. It
+then prepares the project's data on the hub side, and the engine class applies the lockdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+from tornado import web
+from traitlets import Bool, Callable, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from lnds_spe.errors import SPEError
+from lnds_spe.hub import lockdown
+from lnds_spe.hub.datasets import (
+    ensure_outputs_dir,
+    prepare_plain_datasets,
+    remove_prepared,
+)
+from lnds_spe.policy import ProjectInfo, spawn_decision
+from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
+
+
+class SpawnRefused(web.HTTPError):
+    """A spawn the SPE policy refuses; JupyterHub shows `jupyterhub_message` to the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(403, reason.replace("%", "%%"))
+        self.jupyterhub_message = f"Workspace not started: {reason}"
+
+
+@lru_cache(maxsize=4)
+def _registry_at(url: str) -> Registry:
+    """One registry (engine + sessions) per database URL for the whole hub process."""
+    return open_registry(url or None)
+
+
+def _today() -> date:
+    """Today's date, the day project start/end dates are compared against."""
+    return date.today()
+
+
+class SPEPolicyMixin(LoggingConfigurable):
+    """The SPE policy shared by the Docker and Kubernetes workspace spawners."""
+
+    registry_url = Unicode(
+        os.environ.get("SPE_DATABASE_URL", ""),
+        help="""SQLAlchemy URL of the project registry (default: $SPE_DATABASE_URL, else the
+        SQLite file in the state directory).""",
+    ).tag(config=True)
+
+    spe_state_dir = Unicode(
+        help="""Directory of the SPE's hub-side state: staged datasets under `datasets/`,
+        prepared workspace data under `workspaces/`, project outputs under `outputs/`
+        (default: $SPE_STATE_DIR, else the user's data directory).""",
+    ).tag(config=True)
+
+    @default("spe_state_dir")
+    def _default_state_dir(self) -> str:
+        from lnds_spe.config import state_dir
+
+        return str(state_dir())
+
+    default_workspace_image = Unicode(
+        os.environ.get("SPE_WORKSPACE_IMAGE", DEFAULT_IMAGE),
+        help="""Image started when the user names none; it must still be on the project's
+        allow-list.""",
+    ).tag(config=True)
+
+    prepare_datasets = Callable(
+        None,
+        allow_none=True,
+        help="""Hook that makes a project's datasets available on the hub before a workspace
+        starts: called as `prepare_datasets(project, datasets, destination)` with a
+        ProjectInfo, the project's DatasetInfo list and an empty directory; returns
+        {dataset name: host path}, each mounted read-only at ~/data/<name>. The directory is
+        deleted after the workspace stops. None (default): copy a plain directory per dataset
+        from <state dir>/datasets/<project>/<dataset>.""",
+    ).tag(config=True)
+
+    hub_port_for_workspaces = Int(
+        8081,
+        help="""Port of the hub API as workspaces reach it on their project network's gateway
+        (the hub must listen there, e.g. JupyterHub.hub_ip = '0.0.0.0').""",
+    ).tag(config=True)
+
+    # Set by start() for this spawn; the registry's view of the project being started.
+    project: ProjectInfo | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The project registry this hub uses."""
+        return _registry_at(self.registry_url)
+
+    @property
+    def state_path(self) -> Path:
+        """The hub-side state directory as a Path."""
+        return Path(self.spe_state_dir)
+
+    def workspace_data_dir(self) -> Path:
+        """Host directory holding this workspace's prepared datasets while it runs."""
+        return (self.state_path / "workspaces" / lockdown.safe_name(self.user.name)
+                / lockdown.safe_name(self.name or "default") / "data")
+
+    def requested_image(self) -> str:
+        """The image asked for through the form, `user_options` or the REST API, else the default."""
+        return str(self.user_options.get("image") or self.default_workspace_image)
+
+    def audit(self, action: str, *, outcome: str = "ok", details: dict | None = None) -> None:
+        """Append one audit event about this user's workspace of this project."""
+        self.registry.audit.append(self.user.name, action, project=self.name or None,
+                                   target=self.user.name, outcome=outcome, details=details)
+
+    def authorize_spawn(self) -> ProjectInfo:
+        """The project to start, or SpawnRefused (audited) with the reason the user sees."""
+        image = self.requested_image()
+        if not self.name:
+            reason = ("choose a project: start the server named after one of your projects "
+                      "(from the home page or /hub/spawn/<user>/<project>)")
+            self.audit("workspace.spawn_denied", outcome="denied",
+                       details={"reason": reason, "image": image})
+            raise SpawnRefused(reason)
+        chosen = self.user_options.get("project")
+        if chosen and chosen != self.name:
+            reason = (f"this server belongs to project {self.name}, not {chosen}: "
+                      f"start the server named {chosen}")
+            self.audit("workspace.spawn_denied", outcome="denied",
+                       details={"reason": reason, "image": image})
+            raise SpawnRefused(reason)
+        try:
+            project = self.registry.get_project(self.name)
+        except SPEError:
+            reason = f"there is no project {self.name}"
+            self.audit("workspace.spawn_denied", outcome="denied",
+                       details={"reason": reason, "image": image})
+            raise SpawnRefused(reason) from None
+        roles = self.registry.roles_of(project.slug, self.user.name)
+        decision = spawn_decision(project, roles, image, _today())
+        if not decision.allowed:
+            self.audit("workspace.spawn_denied", outcome="denied",
+                       details={"reason": decision.reason, "image": image})
+            raise SpawnRefused(decision.reason)
+        return project
+
+    def prepare_data(self, project: ProjectInfo) -> dict[str, str]:
+        """Prepare the project's datasets on the hub side: {dataset name: host path}."""
+        destination = self.workspace_data_dir()
+        remove_prepared(destination)
+        destination.mkdir(parents=True)
+        datasets = self.registry.datasets(project.slug)
+        if self.prepare_datasets is not None:
+            prepared = self.prepare_datasets(project, datasets, destination)
+        else:
+            prepared = prepare_plain_datasets(project, datasets, destination,
+                                              state_dir=self.state_path)
+        for name in sorted(prepared):
+            self.audit("dataset.mount", details={"dataset": name})
+        return {name: str(path) for name, path in prepared.items()}
+
+    def outputs_dir(self, project: ProjectInfo) -> str:
+        """The project's shared outputs folder on the host, created on first use."""
+        return str(ensure_outputs_dir(self.state_path, project.slug))
+
+    def active_projects(self) -> list[ProjectInfo]:
+        """Projects the user may start a workspace for today (researcher, active, in dates)."""
+        today = _today()
+        projects = self.registry.projects_of(self.user.name, "researcher")
+        return [p for p in projects
+                if p.status == "active" and p.start_date <= today <= p.end_date]
+
+    def render_options_form(self) -> str:
+        """The spawn form: the user's active projects, and the images this project allows."""
+        projects = self.active_projects()
+        if not projects:
+            return "<p>You have no active project: ask a project administrator.</p>"
+        current = next((p for p in projects if p.slug == self.name), None)
+        project_options = "".join(
+            f'<option value="{html.escape(p.slug)}"{" selected" if p is current else ""}>'
+            f"{html.escape(p.slug)}: {html.escape(p.title)}</option>" for p in projects)
+        parts = ['<label for="spe-project">Project</label>',
+                 f'<select class="form-control" id="spe-project" name="project">'
+                 f"{project_options}</select>"]
+        if current is not None:
+            image_options = "".join(
+                f'<option value="{html.escape(image)}">{html.escape(image)}</option>'
+                for image in current.allowed_images)
+            parts += ['<label for="spe-image">Image</label>',
+                      f'<select class="form-control" id="spe-image" name="image">'
+                      f"{image_options}</select>"]
+        return "\n".join(parts)
+
+    @default("options_form")
+    def _default_options_form(self):
+        return lambda spawner: spawner.render_options_form()
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        """Form fields (lists of strings) to user_options: the chosen project and image."""
+        options = {}
+        for key in ("project", "image"):
+            values = formdata.get(key) or []
+            if values and values[0]:
+                options[key] = values[0]
+        return options
+
+    async def start(self):
+        """Check the policy, prepare data and the engine side, then start the workspace."""
+        project = self.authorize_spawn()
+        self.project = project
+        prepared = await asyncio.to_thread(self.prepare_data, project)
+        outputs = await asyncio.to_thread(self.outputs_dir, project)
+        await self.prepare_engine(project, prepared, outputs)
+        try:
+            result = await super().start()
+        except Exception as error:
+            await asyncio.to_thread(remove_prepared, self.workspace_data_dir())
+            self.audit("workspace.spawn", outcome="error", details={"error": str(error)[:500]})
+            raise
+        self.audit("workspace.spawn", details={"image": self.requested_image()})
+        return result
+
+    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
+                             outputs_dir: str) -> None:
+        """Engine-specific settings for this spawn (network, mounts, limits, lockdown)."""
+        raise NotImplementedError
+
+    async def stop(self, now: bool = False):
+        """Stop the workspace, then delete its prepared data from the host."""
+        await super().stop(now=now)
+        await asyncio.to_thread(remove_prepared, self.workspace_data_dir())
+        self.audit("workspace.stop")
+
+
+def _docker_spawner_base():
+    from dockerspawner import DockerSpawner
+
+    return DockerSpawner
+
+
+class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
+    """Project workspaces as locked-down containers on Docker or Podman (Docker API)."""
+
+    host_firewall = Bool(
+        os.environ.get("SPE_HOST_FIREWALL", "1") not in ("0", "false", "no"),
+        help="""Install host iptables rules so a project's subnet reaches only the hub port on
+        the host (needs root and iptables; turn off when the hub itself runs in a container).""",
+    ).tag(config=True)
+
+    hub_host_alias = Unicode(
+        "spe-hub",
+        help="The one name that resolves inside a workspace: the hub, via /etc/hosts.",
+    ).tag(config=True)
+
+    @default("remove")
+    def _default_remove(self) -> bool:
+        return True
+
+    @default("prefix")
+    def _default_prefix(self) -> str:
+        return os.environ.get("SPE_CONTAINER_PREFIX", "spe")
+
+    @default("name_template")
+    def _default_name_template(self) -> str:
+        return "{prefix}-{username}--{servername}"
+
+    @default("image")
+    def _default_image(self) -> str:
+        return self.default_workspace_image
+
+    async def ensure_project_network(self, slug: str) -> tuple[str, str]:
+        """Create the project's internal network if needed; return (gateway, subnet)."""
+        name = lockdown.network_name(self.prefix, slug)
+        networks = await self.docker("networks", names=[name])
+        if not any(net.get("Name") == name for net in networks):
+            self.log.info("Creating internal network %s for project %s", name, slug)
+            try:
+                await self.docker("create_network", name, driver="bridge", internal=True,
+                                  labels={lockdown.LABEL_PROJECT: slug},
+                                  options={"isolate": "true"})
+            except Exception as error:  # a concurrent spawn may have created it first
+                if "exist" not in str(error).lower():
+                    raise
+        info = await self.docker("inspect_network", name)
+        if not info.get("Internal"):
+            raise RuntimeError(f"network {name} exists but is not internal: remove it")
+        config = (info.get("IPAM") or {}).get("Config") or []
+        ipv4 = [c for c in config if c.get("Subnet") and ":" not in c["Subnet"]]
+        if not ipv4 or not ipv4[0].get("Gateway"):
+            raise RuntimeError(f"network {name} has no IPv4 subnet with a gateway")
+        return ipv4[0]["Gateway"], ipv4[0]["Subnet"]
+
+    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
+                             outputs_dir: str) -> None:
+        """Network, firewall, mounts, limits and lockdown for this user's project container."""
+        gateway, subnet = await self.ensure_project_network(project.slug)
+        if self.host_firewall:
+            from lnds_spe.hub.firewall import apply_firewall
+
+            await asyncio.to_thread(apply_firewall, project.slug, subnet,
+                                    self.hub_port_for_workspaces)
+        image = self.requested_image()
+        self.image = image
+        self.allowed_images = {image: image}
+        self.network_name = lockdown.network_name(self.prefix, project.slug)
+        self.use_internal_ip = True
+        self.hub_connect_url = f"http://{gateway}:{self.hub_port_for_workspaces}"
+        limits = lockdown.project_limits(project)
+        self.mem_limit = limits.mem_bytes
+        self.cpu_limit = limits.cpu
+        home = lockdown.home_volume_name(self.prefix, self.user.name, project.slug)
+        self.volumes = {home: str(lockdown.WORKSPACE_HOME),
+                        **lockdown.data_binds(datasets, outputs_dir)}
+        host_config = lockdown.docker_host_config(limits)
+        host_config["extra_hosts"] = {self.hub_host_alias: gateway}
+        host_config["dns"] = ["127.0.0.1"]
+        self.extra_host_config = host_config
+        self.extra_create_kwargs = {
+            "user": f"{lockdown.WORKSPACE_UID}:{lockdown.WORKSPACE_GID}",
+            "labels": {lockdown.LABEL_PROJECT: project.slug, lockdown.LABEL_USER: self.user.name},
+            "working_dir": str(lockdown.WORKSPACE_HOME),
+        }

@@ -1,0 +1,123 @@
+"""Pure decisions: what is a valid project, member or dataset; who may start what. No I/O."""
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from lnds_spe.errors import SPEError
+
+ROLES = ("researcher", "output_checker", "project_admin")
+STATUSES = ("active", "suspended", "closed")
+
+# JupyterHub server names are at most 30 lowercase characters; a project slug names a server.
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$|^[a-z]$")
+_DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_MEMORY = re.compile(r"^[1-9][0-9]*[KMG]$")
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """A project as the rest of the SPE sees it: plain values, no database session."""
+
+    slug: str
+    title: str
+    description: str
+    start_date: date
+    end_date: date
+    status: str
+    cpu_limit: float
+    mem_limit: str
+    pids_limit: int
+    allowed_images: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to "may this happen?", with the reason shown to the user when it may not."""
+
+    allowed: bool
+    reason: str = ""
+
+
+def check_slug(slug: str) -> str:
+    """A project slug: 1-30 of a-z, 0-9 and '-', starting with a letter, not ending with '-'."""
+    if not _SLUG.match(slug or ""):
+        raise SPEError(
+            f"invalid project slug {slug!r}: use 1-30 lowercase letters, digits or '-', "
+            "starting with a letter (it names the JupyterHub server)"
+        )
+    return slug
+
+
+def check_dates(start: date, end: date) -> None:
+    """A project must end on or after the day it starts."""
+    if end < start:
+        raise SPEError(f"end date {end.isoformat()} is before start date {start.isoformat()}: "
+                       "give an end date on or after the start")
+
+
+def check_role(role: str) -> str:
+    """One of the SPE's roles."""
+    if role not in ROLES:
+        raise SPEError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return role
+
+
+def check_status(status: str) -> str:
+    """One of the project statuses."""
+    if status not in STATUSES:
+        raise SPEError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    return status
+
+
+def check_username(username: str) -> str:
+    """A user name as JupyterHub and the OIDC provider give it."""
+    if not _USERNAME.match(username or ""):
+        raise SPEError(f"invalid user name {username!r}: use letters, digits and . _ @ -")
+    return username
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name: it becomes the directory ~/data/<name> in the workspace."""
+    if not _DATASET.match(name or ""):
+        raise SPEError(f"invalid dataset name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int) -> None:
+    """Resource limits a container engine accepts."""
+    if not cpu_limit > 0:
+        raise SPEError(f"invalid CPU limit {cpu_limit}: give a positive number of cores, e.g. 1.5")
+    if not _MEMORY.match(mem_limit or ""):
+        raise SPEError(f"invalid memory limit {mem_limit!r}: use a number with K, M or G, e.g. 4G")
+    if pids_limit < 16:
+        raise SPEError(f"invalid pids limit {pids_limit}: give at least 16")
+
+
+def spawn_decision(project: ProjectInfo, roles: set[str], image: str, today: date) -> Decision:
+    """May a user with these roles start this project's workspace with this image today?"""
+    slug = project.slug
+    if "researcher" not in roles:
+        return Decision(False, f"you are not a researcher of project {slug}")
+    if project.status != "active":
+        return Decision(False, f"project {slug} is {project.status}")
+    if today < project.start_date:
+        return Decision(False, f"project {slug} starts on {project.start_date.isoformat()}")
+    if today > project.end_date:
+        return Decision(False, f"project {slug} ended on {project.end_date.isoformat()}")
+    if image not in project.allowed_images:
+        allowed = ", ".join(project.allowed_images) or "none"
+        return Decision(False, f"image {image} is not allowed for project {slug} (allowed: {allowed})")
+    return Decision(True)
+
+
+def workspace_should_stop(project: ProjectInfo, roles: set[str], today: date) -> Decision:
+    """Must a running workspace of this project stop now (expired, suspended, member removed)?"""
+    if "researcher" not in roles:
+        return Decision(True, f"no longer a researcher of project {project.slug}")
+    if project.status != "active":
+        return Decision(True, f"project {project.slug} is {project.status}")
+    if today > project.end_date:
+        return Decision(True, f"project {project.slug} ended on {project.end_date.isoformat()}")
+    return Decision(False)

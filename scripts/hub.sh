@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Start, stop or report the SPE's JupyterHub in the background (default http://127.0.0.1:8000).
+#
+#   scripts/hub.sh start|stop|status|restart
+#
+# The hub runs from this checkout's jupyterhub_config.py with the virtualenv's Python
+# ($SPE_PYTHON, default .venv/bin/python). Its pidfile and log are in <state dir>/hub/
+# ($SPE_STATE_DIR, default the user's data dir). Settings: see jupyterhub_config.py.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${SPE_PYTHON:-$ROOT/.venv/bin/python}"
+STATE_DIR="${SPE_STATE_DIR:-$("$PYTHON" -c 'from lnds_spe.config import state_dir; print(state_dir())')}"
+HUB_DIR="$STATE_DIR/hub"
+PIDFILE="$HUB_DIR/jupyterhub.pid"
+LOGFILE="$HUB_DIR/jupyterhub.log"
+BIND_URL="${SPE_HUB_BIND_URL:-http://127.0.0.1:8000}"
+
+say() { echo "[hub] $*" >&2; }
+
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+start() {
+    if running; then
+        say "already running (pid $(cat "$PIDFILE")) at $BIND_URL"
+        return
+    fi
+    mkdir -p "$HUB_DIR"
+    if [ -z "${DOCKER_HOST:-}" ] && [ -S /run/spe/podman.sock ]; then
+        export DOCKER_HOST=unix:///run/spe/podman.sock
+    fi
+    say "starting JupyterHub at $BIND_URL (log: $LOGFILE)"
+    (cd "$HUB_DIR" && SPE_STATE_DIR="$STATE_DIR" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+        PATH="$(dirname "$PYTHON"):$PATH" \
+        nohup setsid "$PYTHON" -m jupyterhub -f "$ROOT/jupyterhub_config.py" \
+        >>"$LOGFILE" 2>&1 </dev/null & echo $! >"$PIDFILE")
+    for _ in $(seq 1 120); do
+        if curl -fsS --max-time 2 "$BIND_URL/hub/api" >/dev/null 2>&1; then
+            say "up (pid $(cat "$PIDFILE"))"
+            password_hint
+            return
+        fi
+        if ! running; then
+            say "JupyterHub exited; last lines of $LOGFILE:"
+            tail -n 20 "$LOGFILE" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+    say "JupyterHub did not answer at $BIND_URL/hub/api within 60 s; see $LOGFILE"
+    exit 1
+}
+
+password_hint() {
+    if [ -f "$HUB_DIR/demo-passwords.json" ]; then
+        say "demo passwords (shared-password login): $HUB_DIR/demo-passwords.json"
+    fi
+}
+
+stop() {
+    if ! running; then
+        say "not running"
+        rm -f "$PIDFILE"
+        return
+    fi
+    local pid
+    pid="$(cat "$PIDFILE")"
+    say "stopping JupyterHub (pid $pid); workspaces keep running"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "still running after 30 s, sending SIGKILL"
+        kill -KILL "$pid"
+    fi
+    rm -f "$PIDFILE"
+    say "stopped"
+}
+
+status() {
+    if running; then
+        say "running (pid $(cat "$PIDFILE")) at $BIND_URL; log: $LOGFILE"
+    else
+        say "not running"
+        return 3
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    restart) stop; start ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
+esac

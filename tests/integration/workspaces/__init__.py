@@ -1,0 +1,1 @@
+"""Integration tests of project workspaces against a real hub and real containers."""

@@ -1,0 +1,521 @@
+"""A real hub with real locked-down workspaces (Podman/Docker), shared by the whole session.
+
+One JupyterHub runs per test session from the checkout's jupyterhub_config.py, with a SQLite
+registry in a temporary state directory. Workspaces are spawned through the hub's REST API with
+each user's own token and shared between tests; code runs inside through the Jupyter kernel API
+behind the hub's proxy, as a researcher's browser would run it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+ROOT = Path(__file__).resolve().parents[3]
+IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
+DEFAULT_SOCKET = "/run/spe/podman.sock"
+PASSWORD = "test-" + secrets.token_urlsafe(8)
+ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(32)
+
+
+def fail_missing(what: str, how: str) -> None:
+    """Fail (never skip) with a message naming what the machine lacks and how to get it."""
+    pytest.fail(f"{what} is missing: {how}", pytrace=False)
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def engine_socket() -> str:
+    """The container engine's API socket path, or fail naming what to run."""
+    host = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    path = host.removeprefix("unix://")
+    if not os.path.exists(path):
+        fail_missing(f"container engine API socket {path}", "run scripts/engine-setup.sh")
+    return path
+
+
+def engine_get(path: str) -> requests.Response:
+    """GET on the engine's Docker-compatible API over its unix socket (via curl)."""
+    out = subprocess.run(["curl", "-sS", "--unix-socket", engine_socket(), f"http://d{path}"],
+                         capture_output=True, text=True, timeout=30)
+    response = requests.Response()
+    response.status_code = 200 if out.returncode == 0 else 599
+    response._content = out.stdout.encode()
+    return response
+
+
+def inspect_container(name: str) -> dict:
+    """The engine's inspect document of a container."""
+    return json.loads(engine_get(f"/containers/{name}/json").content)
+
+
+# --- The hub ----------------------------------------------------------------------------------
+
+@dataclass
+class Hub:
+    """A running JupyterHub and the registry behind it."""
+
+    url: str
+    state_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    prefix: str
+    process: subprocess.Popen | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        """The hub's REST API base URL."""
+        return f"{self.url}/hub/api"
+
+    def start(self) -> None:
+        """Start the hub in the background and wait until its API answers (about 10 s)."""
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
+            cwd=self.state_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"JupyterHub exited:\n{self.log_tail()}", pytrace=False)
+            try:
+                if requests.get(self.api, timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"JupyterHub did not answer within 90 s:\n{self.log_tail()}", pytrace=False)
+
+    def stop(self) -> None:
+        """Stop the hub (SIGTERM, as scripts/hub.sh does); workspaces keep running."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the hub's log, for failure messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def login(self, username: str) -> requests.Session:
+        """A browser-like session logged in with the shared demo password."""
+        session = requests.Session()
+        page = session.get(f"{self.url}/hub/login", timeout=30)
+        xsrf = session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"',
+                                                         page.text).group(1)
+        password = ADMIN_PASSWORD if username == "admin" else PASSWORD
+        answer = session.post(f"{self.url}/hub/login?next=", timeout=30, allow_redirects=False,
+                              data={"username": username, "password": password, "_xsrf": xsrf})
+        assert answer.status_code == 302, f"login of {username} failed: {answer.status_code}"
+        session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", xsrf)
+        return session
+
+    def token(self, username: str) -> str:
+        """An API token of the user (created through a real login, then cached)."""
+        if username not in self.tokens:
+            session = self.login(username)
+            answer = session.post(f"{self.api}/users/{username}/tokens",
+                                  json={"note": "tests"}, timeout=30)
+            assert answer.status_code in (200, 201), answer.text
+            self.tokens[username] = answer.json()["token"]
+        return self.tokens[username]
+
+    def call(self, username: str, method: str, path: str, **kwargs) -> requests.Response:
+        """A hub REST API call made with the user's own token."""
+        headers = {"Authorization": f"token {self.token(username)}"}
+        return requests.request(method, f"{self.api}{path}", headers=headers, timeout=120,
+                                **kwargs)
+
+    def server(self, username: str, name: str) -> dict | None:
+        """The hub's model of a user's named server, None if it has none."""
+        answer = self.call("admin", "GET", f"/users/{username}")
+        answer.raise_for_status()
+        return answer.json().get("servers", {}).get(name)
+
+    def spawn(self, username: str, project: str, **options) -> requests.Response:
+        """Ask the hub to start a user's project workspace; the hub's first answer."""
+        return self.call(username, "POST", f"/users/{username}/servers/{project}",
+                         json=options or {})
+
+    def wait_ready(self, username: str, project: str, timeout: float = 180) -> dict:
+        """Wait until the workspace is ready; its hub model."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.server(username, project)
+            if model and model.get("ready"):
+                return model
+            if model is None:
+                pytest.fail(f"{username}/{project} stopped while starting:\n{self.log_tail()}",
+                            pytrace=False)
+            time.sleep(0.5)
+        pytest.fail(f"{username}/{project} not ready in {timeout} s:\n{self.log_tail()}",
+                    pytrace=False)
+
+    def wait_gone(self, username: str, project: str, timeout: float) -> float:
+        """Wait until a server is gone; seconds it took."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.server(username, project) is None:
+                return time.monotonic() - start
+            time.sleep(1)
+        pytest.fail(f"{username}/{project} still running after {timeout} s:\n{self.log_tail()}",
+                    pytrace=False)
+
+    def stop_server(self, username: str, project: str) -> None:
+        """Stop a server and wait until the hub forgets it."""
+        answer = self.call(username, "DELETE", f"/users/{username}/servers/{project}")
+        assert answer.status_code in (202, 204), answer.text
+        self.wait_gone(username, project, 120)
+
+    def registry(self):
+        """The registry the hub uses (same SQLite file)."""
+        from lnds_spe.projects import open_registry
+
+        return open_registry(self.env["SPE_DATABASE_URL"])
+
+
+def _check_prerequisites() -> None:
+    """Fail with a clear message when the engine, image or proxy is missing."""
+    engine_socket()
+    if engine_get("/version").status_code != 200:
+        fail_missing("a container engine answering on its socket", "run scripts/engine-setup.sh")
+    if engine_get(f"/images/{IMAGE}/json").status_code != 200 or \
+            "Id" not in json.loads(engine_get(f"/images/{IMAGE}/json").content or b"{}"):
+        fail_missing(f"workspace image {IMAGE}", "run scripts/build-images.sh")
+    if not shutil.which("configurable-http-proxy"):
+        fail_missing("configurable-http-proxy", "run scripts/engine-setup.sh")
+    for tool in ("ip", "iptables", "curl"):
+        if not shutil.which(tool):
+            fail_missing(tool, "run scripts/engine-setup.sh (apt-get install iproute2 iptables curl)")
+
+
+# Projects of the session: slug -> (researchers, datasets {name: {file: text}}, days left)
+PROJECTS = {
+    "pa": (["alice", "bob", "dave"], {"cohort": {"visits.csv": "id,age\n1,40\n2,51\n"}}, 30),
+    "pb": (["carol"], {"secretb": {"b-only-marker.txt": "project b data\n"}}, 30),
+    "pc": (["frank"], {}, 30),
+    "pd": (["dave"], {}, 30),
+    "pold": (["erin"], {}, -1),
+}
+MEM_LIMIT = "1G"
+PIDS_LIMIT = 300
+CPU_LIMIT = 1.0
+
+
+def _seed_registry(url: str, state_dir: Path) -> None:
+    """Create the session's projects, members and plain datasets."""
+    from lnds_spe.projects import open_registry
+
+    registry = open_registry(url)
+    today = date.today()
+    for slug, (researchers, datasets, days_left) in PROJECTS.items():
+        start = today - timedelta(days=10)
+        registry.create_project(slug, f"Project {slug}", start, today + timedelta(days=days_left),
+                                actor="test-setup", cpu_limit=CPU_LIMIT, mem_limit=MEM_LIMIT,
+                                pids_limit=PIDS_LIMIT, allowed_images=(IMAGE,))
+        for user in researchers:
+            registry.add_member(slug, user, "researcher", actor="test-setup")
+        for name, files in datasets.items():
+            folder = state_dir / "datasets" / slug / name
+            folder.mkdir(parents=True)
+            for file_name, text in files.items():
+                (folder / file_name).write_text(text)
+            registry.add_dataset(slug, name, f"file://{folder}", actor="test-setup")
+
+
+def _remove_engine_objects(prefix: str) -> None:
+    """Remove the session's containers, volumes and networks from the engine."""
+    for kind, fmt in (("ps", "{{.Names}}"), ("volume ls", "{{.Name}}"),
+                      ("network ls", "{{.Name}}")):
+        engine = shutil.which("podman") or shutil.which("docker")
+        listing = subprocess.run([engine, *kind.split(), "-a" if kind == "ps" else "-q",
+                                  "--format", fmt], capture_output=True, text=True)
+        if kind != "ps":
+            listing = subprocess.run([engine, *kind.split(), "--format", fmt],
+                                     capture_output=True, text=True)
+        names = [n for n in listing.stdout.split() if n.startswith(prefix + "-")]
+        if names:
+            noun = {"ps": "rm", "volume ls": "volume rm", "network ls": "network rm"}[kind]
+            subprocess.run([engine, *noun.split(), "-f", *names], capture_output=True)
+
+
+def _remove_firewall_chains(slugs: list[str]) -> None:
+    """Remove the host firewall chains the session's projects got."""
+    from lnds_spe.hub.firewall import chain_name
+
+    rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
+                           text=True).stdout.splitlines()
+    chains = {chain_name(slug) for slug in slugs}
+    for rule in rules:
+        parts = rule.split()
+        if parts[-1] in chains and parts[0] == "-A":
+            subprocess.run(["iptables", "-w", "-D", *parts[1:]], capture_output=True)
+    for chain in chains:
+        subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory) -> Iterator[Hub]:
+    """One JupyterHub for the whole session, torn down with everything it started."""
+    _check_prerequisites()
+    state_dir = tmp_path_factory.mktemp("spe-state")
+    registry_url = f"sqlite:///{state_dir / 'spe.sqlite'}"
+    _seed_registry(registry_url, state_dir)
+    prefix = f"spet{uuid.uuid4().hex[:6]}"
+    port, api_port, proxy_port = free_port(), free_port(), free_port()
+    hub_dir = state_dir / "hub"
+    hub_dir.mkdir()
+    (hub_dir / "demo-passwords.json").write_text(
+        json.dumps({"user_password": PASSWORD, "admin_password": ADMIN_PASSWORD}))
+    env = {
+        **os.environ,
+        "DOCKER_HOST": f"unix://{engine_socket()}",
+        "SPE_STATE_DIR": str(state_dir),
+        "SPE_DATABASE_URL": registry_url,
+        "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}",
+        "SPE_HUB_API_PORT": str(api_port),
+        "SPE_PROXY_API_URL": f"http://127.0.0.1:{proxy_port}",
+        "SPE_CONTAINER_PREFIX": prefix,
+        "SPE_WORKSPACE_IMAGE": IMAGE,
+        "SPE_ENFORCE_EVERY": "5",
+        "SPE_ACTIVITY_INTERVAL": "10",
+        "SPE_HUB_ACTIVITY_INTERVAL": "10",
+        "PYTHONPATH": str(ROOT),
+    }
+    hub = Hub(url=f"http://127.0.0.1:{port}", state_dir=state_dir, env=env,
+              log_path=hub_dir / "jupyterhub.log", prefix=prefix)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        for user in list(hub.tokens):
+            answer = hub.call("admin", "GET", f"/users/{user}") if user != "admin" else None
+            servers = answer.json().get("servers", {}) if answer is not None and \
+                answer.status_code == 200 else {}
+            for name in servers:
+                hub.call("admin", "DELETE", f"/users/{user}/servers/{name}")
+        hub.stop()
+        _remove_engine_objects(prefix)
+        _remove_firewall_chains(list(PROJECTS))
+
+
+# --- Workspaces and code inside them ----------------------------------------------------------
+
+@dataclass
+class Workspace:
+    """A running project workspace and the way a researcher runs code in it."""
+
+    hub: Hub
+    user: str
+    project: str
+
+    @property
+    def base(self) -> str:
+        """The workspace's URL prefix behind the hub's proxy."""
+        return f"{self.hub.url}/user/{self.user}/{self.project}"
+
+    @property
+    def container(self) -> str:
+        """The name of the workspace's container."""
+        return f"{self.hub.prefix}-{self.user}--{self.project}"
+
+    def run(self, code: str, timeout: float = 120, kernel_id: str | None = None) -> str:
+        """Run code in a fresh kernel (or the given one); its stdout. Fails on an error."""
+        result = self.execute(code, timeout=timeout, kernel_id=kernel_id)
+        assert result["error"] is None, f"code failed inside:\n{result['error']}\n{code}"
+        return result["stdout"]
+
+    def start_kernel(self) -> str:
+        """Start a kernel through the Jupyter server API; its id."""
+        token = self.hub.token(self.user)
+        answer = requests.post(f"{self.base}/api/kernels", json={"name": "python3"},
+                               headers={"Authorization": f"token {token}"}, timeout=60)
+        assert answer.status_code == 201, f"kernel start: {answer.status_code} {answer.text}"
+        return answer.json()["id"]
+
+    def execute(self, code: str, timeout: float = 120, kernel_id: str | None = None) -> dict:
+        """Send one execute_request over the kernel websocket; stdout, error, final status."""
+        token = self.hub.token(self.user)
+        kernel_id = kernel_id or self.start_kernel()
+        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+        conn = websocket.create_connection(ws_url, timeout=timeout,
+                                           header=[f"Authorization: token {token}"])
+        msg_id = uuid.uuid4().hex
+        conn.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.user,
+                       "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }))
+        stdout, error, status = [], None, "ok"
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                msg = json.loads(conn.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    if msg.get("msg_type") == "status" and \
+                            msg["content"].get("execution_state") in ("restarting", "dead"):
+                        return {"stdout": "".join(stdout), "error": None,
+                                "status": msg["content"]["execution_state"]}
+                    continue
+                kind = msg["msg_type"]
+                if kind == "stream" and msg["content"]["name"] == "stdout":
+                    stdout.append(msg["content"]["text"])
+                elif kind == "error":
+                    error = "\n".join(msg["content"]["traceback"])
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+                elif kind == "status" and msg["content"]["execution_state"] in ("restarting",
+                                                                               "dead"):
+                    status = msg["content"]["execution_state"]
+                    break
+            else:
+                status = "timeout"
+        except (websocket.WebSocketConnectionClosedException, ConnectionError):
+            status = "closed"
+        finally:
+            conn.close()
+        return {"stdout": "".join(stdout), "error": error, "status": status}
+
+
+def start_workspace(hub: Hub, user: str, project: str) -> Workspace:
+    """Spawn a user's project workspace through the REST API and wait until it is ready."""
+    answer = hub.spawn(user, project)
+    assert answer.status_code in (201, 202), f"spawn {user}/{project}: {answer.text}"
+    hub.wait_ready(user, project)
+    return Workspace(hub, user, project)
+
+
+@pytest.fixture(scope="session")
+def ws_alice_pa(hub) -> Workspace:
+    """alice's workspace of project pa (with dataset `cohort`)."""
+    return start_workspace(hub, "alice", "pa")
+
+
+@pytest.fixture(scope="session")
+def ws_carol_pb(hub) -> Workspace:
+    """carol's workspace of project pb (with dataset `secretb`)."""
+    return start_workspace(hub, "carol", "pb")
+
+
+# --- The test's own "outside" host ------------------------------------------------------------
+
+def used_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network this machine's addresses and routes mention."""
+    seen = []
+    text = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    text += subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for match in re.finditer(r"(\d+\.\d+\.\d+\.\d+)(/\d+)?", text):
+        seen.append(ipaddress.ip_network(match.group(1) + (match.group(2) or "/32"),
+                                         strict=False))
+    return seen
+
+
+def free_slash30() -> ipaddress.IPv4Network:
+    """A /30 that no address or route of this machine (nor podman's pools) overlaps."""
+    taken = used_networks() + [ipaddress.ip_network("10.88.0.0/16"),
+                               ipaddress.ip_network("10.89.0.0/16")]
+    for second in range(200, 250):
+        for fourth in range(0, 256, 4):
+            candidate = ipaddress.ip_network(f"10.{second}.0.{fourth}/30")
+            if not any(candidate.overlaps(net) for net in taken):
+                return candidate
+    pytest.fail("no free /30 found in 10.200.0.0-10.249.255.255", pytrace=False)
+
+
+LISTENER = r"""
+import socket, sys, threading
+port, log = int(sys.argv[1]), sys.argv[2]
+tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("0.0.0.0", port)); tcp.listen(16)
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("0.0.0.0", port))
+def serve_udp():
+    while True:
+        data, peer = udp.recvfrom(2048)
+        with open(log, "a") as f: f.write(data.decode(errors="replace") + "\n")
+threading.Thread(target=serve_udp, daemon=True).start()
+while True:
+    conn, _ = tcp.accept(); conn.sendall(b"outside\n"); conn.close()
+"""
+
+
+@dataclass
+class OutsideHost:
+    """A host in a network namespace the test created, reachable from the hub side."""
+
+    address: str
+    host_side_address: str
+    port: int
+    udp_log: Path
+
+
+@pytest.fixture(scope="session")
+def outside_host(tmp_path_factory) -> Iterator[OutsideHost]:
+    """A namespace with a TCP+UDP listener on a free /30; removed at the end of the session."""
+    net = free_slash30()
+    host_ip, ns_ip = [str(a) for a in net.hosts()]
+    tag = uuid.uuid4().hex[:6]
+    ns, veth_host, veth_ns = f"speout{tag}", f"speh{tag}", f"spen{tag}"
+    port = 18000 + secrets.randbelow(1000)
+    udp_log = tmp_path_factory.mktemp("outside") / "udp.log"
+    udp_log.write_text("")
+    commands = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", veth_host, "type", "veth", "peer", "name", veth_ns],
+        ["ip", "link", "set", veth_ns, "netns", ns],
+        ["ip", "addr", "add", f"{host_ip}/30", "dev", veth_host],
+        ["ip", "link", "set", veth_host, "up"],
+        ["ip", "-n", ns, "addr", "add", f"{ns_ip}/30", "dev", veth_ns],
+        ["ip", "-n", ns, "link", "set", veth_ns, "up"],
+        ["ip", "-n", ns, "link", "set", "lo", "up"],
+    ]
+    listener = None
+    try:
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True)
+        listener = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER,
+                                     str(port), str(udp_log)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # positive control: the hub side reaches it
+            try:
+                with socket.create_connection((ns_ip, port), timeout=1) as conn:
+                    assert conn.recv(16) == b"outside\n"
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"outside host {ns_ip}:{port} not reachable from the hub side")
+        yield OutsideHost(ns_ip, host_ip, port, udp_log)
+    finally:
+        if listener is not None:
+            listener.terminate()
+            listener.wait()
+        subprocess.run(["ip", "link", "del", veth_host], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
