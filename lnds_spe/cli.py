@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lnds_spe.cli_data import data_app, keys_app
 from lnds_spe.config import state_dir
 from lnds_spe.demo import init_demo
 from lnds_spe.errors import SPEError
@@ -258,3 +259,7 @@ def demo_init() -> None:
         for admin in accounts["admins"]:
             table.add_row(admin, "admin", accounts["admin_password"])
         out.print(table)
+
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(data_app, name="data")

@@ -13,6 +13,7 @@ from lnds_spe.analysis._inputs import AnalysisInputError, column, positive_int, 
 EARTH_RADIUS_KM = 6371.0088
 METRICS = ("planar", "haversine")
 _KM_PER_DEGREE = math.pi / 180.0 * EARTH_RADIUS_KM
+_SERIAL_BELOW_CELLS = 20_000  # waking a second thread costs more than the work below this
 _STATIONS_PER_BIN = 3  # grid density of the kNN index, tuned on 50..1e4 stations
 
 
@@ -205,7 +206,7 @@ def knn(station_lon: Any, station_lat: Any, cell_lon: Any, cell_lat: Any, k: int
         raise AnalysisInputError("station_lon: no stations given")
     if k > slon.size:
         raise AnalysisInputError(f"k: {k} neighbours asked but only {slon.size} stations")
-    threads = thread_count(threads)
+    threads = 1 if qlon.size < _SERIAL_BELOW_CELLS else thread_count(threads)
     numba.set_num_threads(threads)
     if metric == "haversine":
         return _knn_haversine(slon, slat, qlon, qlat, k, threads)

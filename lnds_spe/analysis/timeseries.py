@@ -13,6 +13,9 @@ from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, 
 
 ROLLUP_SECONDS = {"hour": 3600, "day": 86400}
 _MAX_DIRECT_SERIES_ID = 10_000_000
+# below this many stored rows a query runs on one thread: waking a second one costs more,
+# and far more when other processes keep the cores busy
+_SERIAL_BELOW_ROWS = 16_000_000
 _FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; NaN checks stay exact (no 'nnan')
 
 
@@ -142,14 +145,15 @@ def _raw_min_max(values, lo, hi, cur_min, cur_max):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _window_kernel(offsets, times, values, r_off, r_starts, r_sums, r_counts, r_mins, r_maxs,
-                   width, t0, t1, use_rollup, want_minmax):
-    """Per series sum/count/min/max over times in [t0, t1), whole buckets from the roll-up."""
-    n_series = offsets.shape[0] - 1
-    sums = np.zeros(n_series)
-    counts = np.zeros(n_series, dtype=np.int64)
-    mins = np.full(n_series, np.inf)
-    maxs = np.full(n_series, -np.inf)
-    for s in numba.prange(n_series):
+                   width, t0, t1, use_rollup, want_minmax, selected):
+    """Per selected series sum/count/min/max over [t0, t1), whole buckets from the roll-up."""
+    n_sel = selected.shape[0]
+    sums = np.zeros(n_sel)
+    counts = np.zeros(n_sel, dtype=np.int64)
+    mins = np.full(n_sel, np.inf)
+    maxs = np.full(n_sel, -np.inf)
+    for out_pos in numba.prange(n_sel):
+        s = selected[out_pos]
         lo = offsets[s]
         hi = offsets[s + 1]
         seg = times[lo:hi]
@@ -187,10 +191,10 @@ def _window_kernel(offsets, times, values, r_off, r_starts, r_sums, r_counts, r_
             if want_minmax:
                 cur_min, cur_max = _raw_min_max(values, raw_ranges[r, 0], raw_ranges[r, 1],
                                                 cur_min, cur_max)
-        sums[s] = total
-        counts[s] = count
-        mins[s] = cur_min
-        maxs[s] = cur_max
+        sums[out_pos] = total
+        counts[out_pos] = count
+        mins[out_pos] = cur_min
+        maxs[out_pos] = cur_max
     return sums, counts, mins, maxs
 
 
@@ -301,33 +305,47 @@ class TimeSeriesStore:
             raise AnalysisInputError(f"{name}: expected an int time or a datetime, "
                                      f"got {value!r}") from exc
 
+    def _selected_codes(self, series: Any) -> np.ndarray:
+        """Positions of the requested series ids (all series when None)."""
+        if series is None:
+            return np.arange(self.series_ids.shape[0], dtype=np.int64)
+        wanted = column(np.atleast_1d(to_numpy(series, "series")), "series", "i")
+        pos = np.searchsorted(self.series_ids, wanted)
+        pos = np.minimum(pos, max(self.series_ids.shape[0] - 1, 0))
+        if self.series_ids.size == 0 or np.any(self.series_ids[pos] != wanted):
+            raise AnalysisInputError("series: some requested series ids are not in the store")
+        return pos.astype(np.int64)
+
     def window(self, start: Any, stop: Any, use_rollup: str | None = "auto",
-               minmax: bool = True) -> dict[str, np.ndarray]:
+               minmax: bool = True, series: Any = None) -> dict[str, np.ndarray]:
         """Mean, min, max, count and sum per series over [start, stop).
 
         use_rollup: "auto" (the coarsest roll-up built), a roll-up name, or None for raw data.
-        A series with no value in the window has count 0 and NaN mean/min/max.
+        series: the series ids to answer for (default all). A series with no value in the
+        window has count 0 and NaN mean/min/max.
         """
+        selected = self._selected_codes(series)
         t0 = self._time_value(start, "start")
         t1 = self._time_value(stop, "stop")
         if t1 < t0:
             raise AnalysisInputError(f"stop: {stop!r} is before start {start!r}")
         rollup = self._pick_rollup(use_rollup)
-        numba.set_num_threads(self.threads)
+        rows = int((self.offsets[selected + 1] - self.offsets[selected]).sum())
+        numba.set_num_threads(1 if rows < _SERIAL_BELOW_ROWS else self.threads)
         if rollup is None:
             empty_i = np.zeros(1, dtype=np.int64)
             empty_f = np.zeros(0)
             sums, counts, mins, maxs = _window_kernel(
                 self.offsets, self.times, self.values, empty_i, empty_i[:0], empty_f,
-                empty_i[:0], empty_f, empty_f, 1, t0, t1, False, minmax)
+                empty_i[:0], empty_f, empty_f, 1, t0, t1, False, minmax, selected)
         else:
             sums, counts, mins, maxs = _window_kernel(
                 self.offsets, self.times, self.values, rollup.offsets, rollup.starts,
                 rollup.sums, rollup.counts, rollup.mins, rollup.maxs, rollup.width, t0, t1,
-                True, minmax)
+                True, minmax, selected)
         empty = counts == 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = {"series": self.series_ids, "count": counts, "sum": sums,
+            out = {"series": self.series_ids[selected], "count": counts, "sum": sums,
                    "mean": np.where(empty, np.nan, sums / np.maximum(counts, 1))}
         if minmax:
             out["min"] = np.where(empty, np.nan, mins)
@@ -346,3 +364,53 @@ class TimeSeriesStore:
             raise AnalysisInputError(f"use_rollup: {use_rollup!r} was not built; built: "
                                      f"{sorted(self.rollups)}")
         return self.rollups[use_rollup]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scan_kernel(times, series, values, lo, hi, t0, t1, wanted, threads):
+    """Per-thread sum/count per series over rows lo..hi-1 with t0 <= time < t1 and wanted[id]."""
+    n_series = wanted.shape[0]
+    sums = np.zeros((threads, n_series))
+    counts = np.zeros((threads, n_series), dtype=np.int64)
+    chunk = (hi - lo + threads - 1) // threads
+    for t in numba.prange(threads):
+        for i in range(lo + t * chunk, min(hi, lo + (t + 1) * chunk)):
+            s = series[i]
+            v = values[i]
+            if times[i] >= t0 and times[i] < t1 and s >= 0 and s < n_series and wanted[s] \
+                    and v == v:
+                sums[t, s] += v
+                counts[t, s] += 1
+    return sums.sum(axis=0), counts.sum(axis=0)
+
+
+def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
+                wanted: Any = None, time_sorted: bool = False,
+                threads: int | None = None) -> dict[str, np.ndarray]:
+    """Mean and count per series id over [start, stop) straight from long-format columns.
+
+    No store is built: every row is scanned, or, with time_sorted=True (rows ordered by
+    time), only the rows of the window found by binary search. `wanted`: series ids to keep.
+    """
+    t = column(times, "times", "i")
+    ids = column(series, "series", "i", length=t.shape[0])
+    v = column(values, "values", "n", length=t.shape[0])
+    n_series = int(ids.max()) + 1 if ids.size else 0
+    if ids.size and ids.min() < 0:
+        raise AnalysisInputError("series: negative ids; factorise them first")
+    mask = np.ones(n_series, dtype=np.bool_)
+    if wanted is not None:
+        mask[:] = False
+        w = column(np.atleast_1d(to_numpy(wanted, "wanted")), "wanted", "i")
+        mask[w[(w >= 0) & (w < n_series)]] = True
+    lo, hi = 0, t.shape[0]
+    if time_sorted:
+        lo = int(np.searchsorted(t, start, side="left"))
+        hi = int(np.searchsorted(t, stop, side="left"))
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
+    sums, counts = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), mask, threads)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts == 0, np.nan, sums / np.maximum(counts, 1))
+    keep = np.flatnonzero(mask)
+    return {"series": keep, "count": counts[keep], "mean": mean[keep]}

@@ -2,7 +2,9 @@
 
 A container on an internal network has no route off its subnet, but the subnet's gateway is the
 host itself, where services listening on all addresses would be reachable. These iptables rules
-(one chain per project subnet, jumped to from INPUT) accept the hub port and reject the rest.
+(one chain per project subnet, jumped to from INPUT) accept replies to connections the host opened
+(the proxy and hub talking to the workspace) and new connections to the hub port, and reject the
+rest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def firewall_commands(slug: str, subnet: str, hub_port: int) -> list[list[str]]:
     return [
         ["-N", chain],
         ["-F", chain],
+        ["-A", chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
         ["-A", chain, "-p", "tcp", "--dport", str(hub_port), "-j", "ACCEPT"],
         ["-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
         ["-A", chain, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"],

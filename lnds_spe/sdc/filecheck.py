@@ -114,6 +114,7 @@ def _check_table(
     if numeric.empty:
         return result
     values = numeric.to_numpy(dtype=float)
+    column_positions = [table.columns.get_loc(c) for c in numeric.columns]
     finite = values[~np.isnan(values)]
     if finite.size and np.all(finite == np.round(finite)) and np.all(finite >= 0):
         if rules.looks_midpoint6_rounded(finite):
@@ -128,7 +129,7 @@ def _check_table(
             rules.ZEROS: rules.zeros_mask(values, config.zeros_are_disclosive),
         }
         for name, mask in flags.items():
-            cells = [[int(i), int(j)] for i, j in np.argwhere(mask)]
+            cells = [[int(i), int(column_positions[j])] for i, j in np.argwhere(mask)]
             if cells:
                 result["flagged"][name] = cells
                 _fail(result, f"{name}: {len(cells)} cells")

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 _PARALLEL_MIN_ROWS = 200_000
+_LANES = 4
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,16 @@ def _accumulate_chunk(
 ):
     """Accumulate rows [start, stop) into one thread's private per-cell arrays."""
     k = top.shape[1]
+    n_cells = np.uint64(top.shape[0])
     # Unsigned row numbers spare numba's negative-index wraparound on every access.
     for i in range(np.uint64(start), np.uint64(stop)):
         cell, bad = _cell_of(k0, k1, k2, i, offsets, sizes)
         if bad:
             continue
+        top_cell = cell
+        # Consecutive rows of a skewed key hit the same cell: spreading the sums over lanes
+        # breaks the store-to-load dependency chain between them.
+        cell = (i & np.uint64(_LANES - 1)) * n_cells + cell
         count[cell] += 1
         if weights is not None:
             weighted[cell] += weights[i]
@@ -93,8 +99,8 @@ def _accumulate_chunk(
             a = abs(v)
             abs_total[cell] += a
             negatives[cell] += v < 0
-            if a > top[cell, k - 1]:
-                _insert_top(top, cell, a)
+            if a > top[top_cell, k - 1]:
+                _insert_top(top, top_cell, a)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -103,13 +109,14 @@ def _fused_cell_stats(
 ):
     """Each thread runs one contiguous chunk into private accumulators; then a merge."""
     n_rows = k0.shape[0]
-    count = np.zeros((n_threads, n_cells), dtype=np.int64)
-    n_values = np.zeros((n_threads, n_cells), dtype=np.int64)
-    negatives = np.zeros((n_threads, n_cells), dtype=np.int64)
-    missing = np.zeros((n_threads, n_cells), dtype=np.int64)
-    weighted = np.zeros((n_threads, n_cells), dtype=np.float64)
-    total = np.zeros((n_threads, n_cells), dtype=np.float64)
-    abs_total = np.zeros((n_threads, n_cells), dtype=np.float64)
+    lanes = _LANES * n_cells
+    count = np.zeros((n_threads, lanes), dtype=np.int64)
+    n_values = np.zeros((n_threads, lanes), dtype=np.int64)
+    negatives = np.zeros((n_threads, lanes), dtype=np.int64)
+    missing = np.zeros((n_threads, lanes), dtype=np.int64)
+    weighted = np.zeros((n_threads, lanes), dtype=np.float64)
+    total = np.zeros((n_threads, lanes), dtype=np.float64)
+    abs_total = np.zeros((n_threads, lanes), dtype=np.float64)
     top = np.zeros((n_threads, n_cells, k), dtype=np.float64)
     chunk = (n_rows + n_threads - 1) // n_threads
     for t in numba.prange(n_threads):
@@ -126,14 +133,14 @@ def _fused_cell_stats(
             for j in range(k):
                 _insert_top(merged_top, c, top[t, c, j])
     return (
-        count.sum(axis=0),
-        weighted.sum(axis=0),
-        n_values.sum(axis=0),
-        total.sum(axis=0),
-        abs_total.sum(axis=0),
+        count.reshape(n_threads * _LANES, n_cells).sum(axis=0),
+        weighted.reshape(n_threads * _LANES, n_cells).sum(axis=0),
+        n_values.reshape(n_threads * _LANES, n_cells).sum(axis=0),
+        total.reshape(n_threads * _LANES, n_cells).sum(axis=0),
+        abs_total.reshape(n_threads * _LANES, n_cells).sum(axis=0),
         merged_top,
-        negatives.sum(axis=0),
-        missing.sum(axis=0),
+        negatives.reshape(n_threads * _LANES, n_cells).sum(axis=0),
+        missing.reshape(n_threads * _LANES, n_cells).sum(axis=0),
     )
 
 
@@ -155,6 +162,7 @@ def cell_stats(
     if not keys:
         raise ValueError("cell_stats needs at least one key array")
     n_rows = keys[0].shape[0]
+    full_shape = tuple(int(s) for s in sizes)
     keys, offsets, sizes = _at_most_three_keys(keys, offsets, sizes)
     common = np.result_type(*[key.dtype for key in keys])
     padded: list[np.ndarray | None] = [np.ascontiguousarray(key, dtype=common) for key in keys]
@@ -181,6 +189,7 @@ def cell_stats(
     count, weighted, n_values, total, abs_total, top, negatives, missing = result
     if weights is None:
         weighted = count.astype(np.float64)
+    shape = full_shape
     return CellStats(
         shape=shape,
         count=count.reshape(shape),

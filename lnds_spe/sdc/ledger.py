@@ -48,7 +48,9 @@ class DifferencingFinding:
 def count_table_from_frame(output: str, counts: pd.DataFrame, hidden: np.ndarray) -> CountTable:
     """CountTable from a counts frame (rows x columns) and its hidden-cell mask."""
     row_names = [str(n) for n in counts.index.names]
-    col_names = [str(n) for n in counts.columns.names if n is not None]
+    # A single-column table (e.g. crosstab against a constant) is one-way in its rows.
+    one_way = len(counts.columns) == 1
+    col_names = [] if one_way else [str(n) for n in counts.columns.names if n is not None]
     names = row_names + col_names
     order = sorted(range(len(names)), key=lambda i: names[i])
     cells: dict[tuple[str, ...], int | None] = {}

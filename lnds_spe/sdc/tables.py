@@ -224,7 +224,11 @@ def _redact(
     if margins:
         table[margins_name] = np.nansum(shown, axis=1)
         table.loc[margins_name] = np.append(np.nansum(shown, axis=0), np.nansum(shown))
-        redacted = np.pad(redacted, ((0, 1), (0, 1)))
+        # A margin over redacted cells only would show 0: redact it as well.
+        row_all = redacted.all(axis=1)
+        col_all = redacted.all(axis=0)
+        redacted = np.block([[redacted, row_all[:, None]],
+                             [col_all[None, :], np.array([[redacted.all()]])]])
     display = table.astype(object).mask(np.asarray(redacted), rules.REDACTED)
     return display, redacted
 

@@ -1,0 +1,173 @@
+"""`spe keys` and `spe data`: the SPE's key pair, and encrypted dataset upload, fetch, re-keying."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from lnds_spe import crypto, ingress
+from lnds_spe.errors import SPEError
+from lnds_spe.projects import open_registry
+from lnds_spe.storage import open_store
+
+keys_app = typer.Typer(help="The SPE's Crypt4GH key pair.", no_args_is_help=True)
+data_app = typer.Typer(help="Encrypted datasets: upload, fetch, re-key.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _actor() -> str:
+    """Who is acting: $SPE_ACTOR, else the login name."""
+    return os.environ.get("SPE_ACTOR") or getpass.getuser()
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A user error becomes one line on stderr and exit status 2; Ctrl-C exits 130."""
+    try:
+        yield
+    except SPEError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was kept", err=True)
+        raise typer.Exit(130) from None
+
+
+def _passphrase(confirm: bool = False) -> Callable[[], str]:
+    """The private key's passphrase: $SPE_KEY_PASSPHRASE, else asked (once, when needed)."""
+    def ask() -> str:
+        value = os.environ.get(ingress.PASSPHRASE_ENV)
+        if value:
+            return value
+        return typer.prompt("Passphrase of the SPE's private key", hide_input=True,
+                            confirmation_prompt=confirm, err=True)
+    return ask
+
+
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields the callback that advances it by n bytes."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _source_size(path: Path) -> int | None:
+    """Bytes to read for an upload (for the progress bar)."""
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return None
+
+
+def _spe_public_key(path: Path | None) -> bytes:
+    """The SPE's public key: the given file, else the hub's own <state>/keys/spe.pub."""
+    return crypto.load_public_key(path or ingress.keys_dir() / crypto.PUBLIC_KEY_NAME)
+
+
+# Keys
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Generate the SPE's key pair once, on the hub (passphrase: SPE_KEY_PASSPHRASE, or asked)."""
+    with _user_errors():
+        secret, public = crypto.generate_keypair(ingress.keys_dir(), _passphrase(confirm=True)())
+        fp = crypto.fingerprint(crypto.load_public_key(public))
+        typer.echo(f"created {secret} (private, 0600) and {public} (fingerprint {fp}); "
+                   "give data holders the output of `spe keys export`")
+
+
+@keys_app.command("export")
+def keys_export(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the SPE's public key, for data holders to encrypt for."""
+    with _user_errors():
+        pem = crypto.public_key_pem(_spe_public_key(None))
+        if out is None:
+            typer.echo(pem, nl=False)
+        else:
+            out.write_text(pem)
+
+
+# Data
+
+@data_app.command("upload")
+def data_upload(
+    path: Annotated[Path, typer.Argument(help="A file or a directory (sent as a tar).")],
+    project: Annotated[str, typer.Option(help="Project slug.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name (becomes ~/data/<name>).")],
+    store: Annotated[str | None, typer.Option(
+        help="s3://BUCKET[/PREFIX], file:///DIR or a directory (default $SPE_STORE_URL).")] = None,
+    spe_key: Annotated[Path | None, typer.Option(
+        help="The SPE's public key file (default the hub's own).")] = None,
+    recipient_pk: Annotated[list[Path] | None, typer.Option(
+        help="Another public key that may decrypt (e.g. your own); repeatable.")] = None,
+) -> None:
+    """Encrypt a file or directory for the SPE, stream it to the store, and register it."""
+    with _user_errors():
+        recipients = ingress.Recipients(
+            _spe_public_key(spe_key), tuple(crypto.load_public_key(p) for p in recipient_pk or ()))
+        reg = open_registry()
+        with _progress(f"encrypting {path.name}", _source_size(path)) as advance:
+            info = ingress.upload_dataset(reg, path, project, dataset, store=open_store(store),
+                                          recipients=recipients, actor=_actor(), progress=advance)
+        typer.echo(f"uploaded {dataset} to {info.location}: {info.plaintext_size} bytes, "
+                   f"sha256 {info.plaintext_sha256}")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    project: Annotated[str, typer.Option(help="Project slug.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name.")],
+    out: Annotated[Path, typer.Option(help="Directory to decrypt into (as OUT/<dataset>).")],
+) -> None:
+    """Download, decrypt and verify a dataset on the hub (read-only copy in OUT/<dataset>)."""
+    with _user_errors():
+        reg = open_registry()
+        info = ingress.find_dataset(reg, project, dataset)
+        secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
+        with _progress(f"decrypting {dataset}", info.encrypted_size or None) as advance:
+            path = ingress.fetch_dataset(reg, project, dataset, out, secret_key,
+                                         actor=_actor(), progress=advance)
+        typer.echo(f"decrypted and verified {dataset} into {path}")
+
+
+@data_app.command("reencrypt-header")
+def data_reencrypt_header(
+    project: Annotated[str, typer.Option(help="Project slug.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name.")],
+    recipient_pk: Annotated[list[Path] | None, typer.Option(
+        help="A public key that may decrypt besides the SPE's; repeatable. Keys not listed "
+             "lose access.")] = None,
+) -> None:
+    """Set who can decrypt a dataset by rewriting only its Crypt4GH header (no re-encryption)."""
+    with _user_errors():
+        reg = open_registry()
+        secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
+        recipients = ingress.Recipients(
+            crypto.derive_public_key(secret_key),
+            tuple(crypto.load_public_key(p) for p in recipient_pk or ()))
+        info = ingress.find_dataset(reg, project, dataset)
+        with _progress(f"re-keying {dataset}", info.encrypted_size or None) as advance:
+            fingerprints = ingress.reencrypt_header(reg, project, dataset, secret_key, recipients,
+                                                    actor=_actor(), progress=advance)
+        typer.echo(f"{dataset} can now be decrypted by: {', '.join(fingerprints)}")

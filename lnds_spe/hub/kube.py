@@ -1,0 +1,93 @@
+"""The scale-out path: project workspaces as locked-down pods on Kubernetes (Zero to JupyterHub).
+
+Same policy mixin as the Docker spawner; the lockdown becomes a pod securityContext, resource
+limits and a per-project NetworkPolicy that lets the project's pods reach only the hub. Datasets
+and outputs come from per-project PersistentVolumeClaims (read-only and read-write).
+"""
+
+from __future__ import annotations
+
+from kubespawner import KubeSpawner
+from traitlets import Dict, Unicode
+
+from lnds_spe.hub import lockdown
+from lnds_spe.hub.spawner import SPEPolicyMixin
+from lnds_spe.policy import ProjectInfo
+
+
+class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
+    """Project workspaces as locked-down pods, one NetworkPolicy per project."""
+
+    hub_pod_labels = Dict(
+        {"component": "hub"},
+        help="Labels of the hub pod: the only pods a workspace may connect to.",
+    ).tag(config=True)
+
+    data_claim_template = Unicode(
+        "spe-data-{project}",
+        help="""PersistentVolumeClaim holding a project's prepared datasets (one folder per
+        dataset), mounted read-only at ~/data.""",
+    ).tag(config=True)
+
+    outputs_claim_template = Unicode(
+        "spe-outputs-{project}",
+        help="PersistentVolumeClaim of a project's shared outputs, mounted read-write.",
+    ).tag(config=True)
+
+    def apply_lockdown(self, project: ProjectInfo) -> None:
+        """Set this spawn's pod settings: image, limits, security contexts, mounts, labels."""
+        limits = lockdown.project_limits(project)
+        self.image = self.requested_image()
+        self.cpu_limit = limits.cpu
+        self.cpu_guarantee = min(limits.cpu, 0.1)
+        self.mem_limit = limits.mem_bytes
+        self.mem_guarantee = min(limits.mem_bytes, 256 * 1024**2)
+        self.uid = lockdown.WORKSPACE_UID
+        self.gid = lockdown.WORKSPACE_GID
+        self.fs_gid = lockdown.WORKSPACE_GID
+        self.allow_privilege_escalation = False
+        self.privileged = False
+        self.pod_security_context = lockdown.pod_security_context()
+        self.container_security_context = lockdown.container_security_context()
+        self.automount_service_account_token = False
+        self.extra_labels = {lockdown.LABEL_PROJECT: lockdown.safe_name(project.slug)}
+        self.storage_pvc_ensure = True
+        self.pvc_name_template = "spe-home-{username}--{servername}"
+        slug = lockdown.safe_name(project.slug)
+        self.volumes = [
+            {"name": "home", "persistentVolumeClaim": {"claimName": self.pvc_name}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": lockdown.TMP_SIZE}},
+            {"name": "data", "persistentVolumeClaim": {
+                "claimName": self.data_claim_template.format(project=slug), "readOnly": True}},
+            {"name": "outputs", "persistentVolumeClaim": {
+                "claimName": self.outputs_claim_template.format(project=slug)}},
+        ]
+        self.volume_mounts = [
+            {"name": "home", "mountPath": str(lockdown.WORKSPACE_HOME)},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "data", "mountPath": str(lockdown.WORKSPACE_HOME / "data"),
+             "readOnly": True},
+            {"name": "outputs", "mountPath": lockdown.outputs_mount_point()},
+        ]
+
+    def network_policy_manifest(self, project: ProjectInfo) -> dict:
+        """The project's NetworkPolicy: its pods reach only the hub API port."""
+        return lockdown.network_policy(project.slug, self.namespace, self.hub_pod_labels,
+                                       self.hub_port_for_workspaces)
+
+    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
+                             outputs_dir: str) -> None:
+        """Lock the pod down and create (or replace) the project's NetworkPolicy."""
+        from kubernetes_asyncio.client import NetworkingV1Api
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        self.apply_lockdown(project)
+        manifest = self.network_policy_manifest(project)
+        api = NetworkingV1Api(self.api.api_client)
+        name = manifest["metadata"]["name"]
+        try:
+            await api.create_namespaced_network_policy(self.namespace, manifest)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            await api.replace_namespaced_network_policy(name, self.namespace, manifest)

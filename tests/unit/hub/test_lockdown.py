@@ -1,0 +1,83 @@
+"""Pure lockdown rendering: limits, names, mounts, container and pod settings, firewall rules."""
+
+from datetime import date
+
+import pytest
+
+from lnds_spe.hub import lockdown
+from lnds_spe.hub.enforcer import RunningWorkspace, running_workspaces
+from lnds_spe.hub.firewall import chain_name, firewall_commands
+from lnds_spe.policy import ProjectInfo
+
+PROJECT = ProjectInfo("cohort-study", "Cohort", "", date(2026, 1, 1), date(2026, 12, 31),
+                      "active", 1.5, "3G", 256, ("localhost/lnds-spe-workspace:latest",))
+
+
+def test_memory_bytes_units():
+    assert lockdown.memory_bytes("512M") == 512 * 1024**2
+    assert lockdown.memory_bytes("3G") == 3 * 1024**3
+    with pytest.raises(ValueError):
+        lockdown.memory_bytes("3GB")
+
+
+def test_project_limits_from_registry_entry():
+    assert lockdown.project_limits(PROJECT) == lockdown.Limits(1.5, 3 * 1024**3, 256)
+
+
+def test_docker_host_config_locks_down():
+    config = lockdown.docker_host_config(lockdown.project_limits(PROJECT))
+    assert config["read_only"] is True
+    assert config["cap_drop"] == ["ALL"]
+    assert config["security_opt"] == ["no-new-privileges"]
+    assert config["pids_limit"] == 256
+    assert config["mem_limit"] == config["memswap_limit"] == 3 * 1024**3
+    assert set(config["tmpfs"]) == {"/tmp"}
+    assert config["privileged"] is False
+
+
+def test_data_binds_read_only_datasets_and_rw_outputs():
+    binds = lockdown.data_binds({"b": "/h/b", "a": "/h/a"}, "/h/out")
+    assert binds == {"/h/a": {"bind": "/home/jovyan/data/a", "mode": "ro"},
+                     "/h/b": {"bind": "/home/jovyan/data/b", "mode": "ro"},
+                     "/h/out": {"bind": "/home/jovyan/outputs", "mode": "rw"}}
+
+
+def test_names_are_per_project_and_safe():
+    assert lockdown.network_name("spe", "p1") != lockdown.network_name("spe", "p2")
+    assert lockdown.home_volume_name("spe", "Alice@Uni", "p1") == "spe-home-alice-uni-p1"
+
+
+def test_kubernetes_security_contexts():
+    pod = lockdown.pod_security_context()
+    container = lockdown.container_security_context()
+    assert pod["runAsNonRoot"] and pod["runAsUser"] == 1000
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_network_policy_only_hub_egress():
+    policy = lockdown.network_policy("p1", "spe", {"component": "hub"}, 8081)
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["podSelector"]["matchLabels"] == {lockdown.LABEL_PROJECT: "p1"}
+    assert spec["egress"] == [{"to": [{"podSelector": {"matchLabels": {"component": "hub"}}}],
+                               "ports": [{"protocol": "TCP", "port": 8081}]}]
+
+
+def test_firewall_accepts_replies_and_hub_port_then_rejects():
+    commands = firewall_commands("p1", "10.89.3.0/24", 8081)
+    chain = chain_name("p1")
+    appended = [c for c in commands if c[0] == "-A"]
+    assert "ESTABLISHED,RELATED" in appended[0]
+    assert appended[1][-3:] == ["8081", "-j", "ACCEPT"]
+    assert all("REJECT" in c for c in appended[2:])
+    assert ["-I", "INPUT", "1", "-s", "10.89.3.0/24", "-j", chain] in commands
+    assert len(chain_name("a" * 40)) <= 28
+
+
+def test_running_workspaces_from_hub_answer():
+    users = [{"name": "alice", "servers": {"p1": {"ready": True, "pending": None},
+                                           "p2": {"ready": False, "pending": "stop"}}},
+             {"name": "bob", "servers": {}}]
+    assert running_workspaces(users) == [RunningWorkspace("alice", "p1")]

@@ -1,0 +1,70 @@
+"""The spawner's policy glue against a real (SQLite) registry: form, refusals, audit, data hook."""
+
+from datetime import date, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from lnds_spe.hub.spawner import SpawnRefused, SPEDockerSpawner
+from lnds_spe.projects import DEFAULT_IMAGE, open_registry
+
+
+@pytest.fixture
+def registry(tmp_path):
+    url = f"sqlite:///{tmp_path / 'spe.sqlite'}"
+    registry = open_registry(url)
+    today = date.today()
+    registry.create_project("live", "Live", today - timedelta(days=1), today + timedelta(days=9),
+                            actor="t", allowed_images=(DEFAULT_IMAGE,))
+    registry.create_project("over", "Over", today - timedelta(days=9), today - timedelta(days=1),
+                            actor="t", allowed_images=(DEFAULT_IMAGE,))
+    for slug in ("live", "over"):
+        registry.add_member(slug, "ann", "researcher", actor="t")
+    registry.add_dataset("live", "ds", "file://x", actor="t")
+    folder = tmp_path / "datasets" / "live" / "ds"
+    folder.mkdir(parents=True)
+    (folder / "f.csv").write_text("a\n1\n")
+    return registry
+
+
+def spawner(registry, tmp_path, name: str, options: dict | None = None) -> SPEDockerSpawner:
+    return SPEDockerSpawner(registry_url=registry.url, spe_state_dir=str(tmp_path),
+                            user=SimpleNamespace(name="ann"),
+                            orm_spawner=SimpleNamespace(name=name, server=None),
+                            user_options=options or {})
+
+
+def test_form_lists_only_active_projects(registry, tmp_path):
+    form = spawner(registry, tmp_path, "live").render_options_form()
+    assert 'value="live" selected' in form and 'value="over"' not in form
+    assert f'value="{DEFAULT_IMAGE}"' in form
+
+
+def test_refusals_are_audited_with_reason(registry, tmp_path):
+    cases = [("over", {}, "ended on"), ("live", {"image": "other:1"}, "not allowed"),
+             ("", {}, "choose a project"), ("nope", {}, "no project nope"),
+             ("live", {"project": "over"}, "belongs to project live")]
+    for name, options, reason in cases:
+        with pytest.raises(SpawnRefused) as refusal:
+            spawner(registry, tmp_path, name, options).authorize_spawn()
+        assert reason in refusal.value.jupyterhub_message
+    denied = [e for e in registry.audit.events() if e.action == "workspace.spawn_denied"]
+    assert len(denied) == len(cases)
+
+
+def test_prepare_data_default_and_hook(registry, tmp_path):
+    live = spawner(registry, tmp_path, "live")
+    project = live.authorize_spawn()
+    prepared = live.prepare_data(project)
+    assert (live.workspace_data_dir() / "ds" / "f.csv").read_text() == "a\n1\n"
+    assert prepared == {"ds": str(live.workspace_data_dir() / "ds")}
+    calls = []
+
+    def hook(project, datasets, destination):
+        calls.append((project.slug, [d.name for d in datasets]))
+        (destination / "ds").mkdir()
+        return {"ds": destination / "ds"}
+
+    live.prepare_datasets = hook
+    assert live.prepare_data(project) == {"ds": str(live.workspace_data_dir() / "ds")}
+    assert calls == [("live", ["ds"])]
