@@ -31,8 +31,6 @@ from typing import BinaryIO, Protocol
 
 from crypt4gh import SEGMENT_SIZE, sodium
 from crypt4gh import header as c4gh_header
-from crypt4gh.keys import c4gh as c4gh_keyfile
-from crypt4gh.keys import get_private_key, get_public_key
 
 from lnds_spe.errors import SPEError
 
@@ -73,6 +71,8 @@ def public_key_pem(public_key: bytes) -> str:
 
 def _private_key_pem(secret_key: bytes, passphrase: str, comment: str) -> bytes:
     """A secret key as a passphrase-protected Crypt4GH private key file (scrypt + ChaCha20)."""
+    from crypt4gh.keys import c4gh as c4gh_keyfile  # imported when needed: it loads `cryptography`
+
     body = c4gh_keyfile.encode_private_key(secret_key, passphrase.encode(), comment.encode())
     return (b"-----BEGIN CRYPT4GH PRIVATE KEY-----\n" + b64encode(body)
             + b"\n-----END CRYPT4GH PRIVATE KEY-----\n")
@@ -108,6 +108,8 @@ def generate_keypair(directory: Path, passphrase: str,
 
 def load_public_key(path: Path) -> bytes:
     """The raw 32-byte X25519 key of a Crypt4GH (or OpenSSH ed25519) public key file."""
+    from crypt4gh.keys import get_public_key
+
     try:
         key = get_public_key(os.fspath(path))
     except FileNotFoundError:
@@ -123,6 +125,8 @@ def load_public_key(path: Path) -> bytes:
 
 def load_private_key(path: Path, passphrase: Callable[[], str]) -> bytes:
     """The raw secret key of a passphrase-protected key file that only its owner can read."""
+    from crypt4gh.keys import get_private_key
+
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

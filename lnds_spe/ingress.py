@@ -23,20 +23,27 @@ import tarfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from lnds_spe import crypto
-from lnds_spe.audit import utc_now
 from lnds_spe.config import state_dir
 from lnds_spe.errors import SPEError
 from lnds_spe.policy import ProjectInfo, check_dataset_name
-from lnds_spe.projects import DatasetInfo, Registry
 from lnds_spe.storage import LocalStore, S3Store, open_location
+
+if TYPE_CHECKING:  # the registry (SQLAlchemy) stays out of the memory of upload-only processes
+    from lnds_spe.projects import DatasetInfo, Registry
 
 Progress = Callable[[int], None]
 STAGING_MARK = ".partial-"
 PASSPHRASE_ENV = "SPE_KEY_PASSPHRASE"
+
+
+def _utc_now() -> str:
+    """The current UTC time as ISO 8601 text (the audit log's format, without its database)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def keys_dir() -> Path:
@@ -205,7 +212,7 @@ def upload_dataset(registry: Registry, source: Path, project: str, dataset: str,
     encrypted = encrypt_to_store(source, store, key, recipients,
                                  writer_secret_key=writer_secret_key, progress=progress)
     manifest = {**encrypted.manifest, "project": project, "dataset": dataset, "uploader": actor,
-                "created_at": utc_now()}
+                "created_at": _utc_now()}
     manifest["mac"] = crypto.manifest_mac(manifest, encrypted.session_key)
     encrypted_size = manifest["header_size"] + manifest["payload_size"]
     try:
@@ -249,8 +256,6 @@ def _write_plain(reader: crypto.DecryptingReader, target: Path) -> dict:
     with open(target, "xb") as out:
         while chunk := reader.next_chunk():
             out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
     return {"path": target.name, "size": reader.plain.size, "sha256": reader.plain.hexdigest()}
 
 

@@ -28,7 +28,7 @@ from lnds_spe.errors import SPEError
 
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 9_500  # S3 allows 10,000; keep a margin
-MAX_PARTS_IN_FLIGHT = 2
+MAX_PARTS_IN_FLIGHT = 1  # one part sending while the next is encrypted: bounded memory
 PARTIAL_MARK = ".partial-"
 
 
@@ -234,18 +234,18 @@ class _S3Writer:
     def write(self, data: bytes | memoryview) -> int:
         self._buffer += data
         while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[:self.part_size])
-            del self._buffer[:self.part_size]
+            part, self._buffer = self._buffer, self._buffer[self.part_size:]
+            del part[self.part_size:]  # in place: the part is never copied
             self._send(part)
         return len(data)
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: bytearray) -> None:
         while len(self._in_flight) >= MAX_PARTS_IN_FLIGHT:
             self._parts.append(self._in_flight.popleft().result())
         number = len(self._parts) + len(self._in_flight) + 1
         self._in_flight.append(self._pool.submit(self._upload_part, number, part))
 
-    def _upload_part(self, number: int, part: bytes) -> dict:
+    def _upload_part(self, number: int, part: bytearray) -> dict:
         with _s3_errors(self.store, self.key):
             reply = self.store.client.upload_part(Bucket=self.store.bucket,
                                                   Key=self.store.prefix + self.key,
@@ -256,7 +256,7 @@ class _S3Writer:
     def commit(self) -> None:
         """Send the last part, wait for all, and only then complete the upload."""
         if self._buffer or not (self._parts or self._in_flight):
-            self._send(bytes(self._buffer))
+            self._send(self._buffer)
             self._buffer = bytearray()
         while self._in_flight:
             self._parts.append(self._in_flight.popleft().result())

@@ -90,18 +90,21 @@ stage_context() {
 }
 
 inputs_hash() {
-    # A digest of the staged context $1 plus the base image id: the build's complete input.
+    # A digest of the parts $2... of the staged context $1 plus the base image id: a build's input.
     local ctx="$1"
+    shift
     {
-        (cd "$ctx" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+        (cd "$ctx" && find "$@" -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum)
         "$ENGINE" image inspect --format '{{.Id}}' "$BASE_IMAGE"
     } | sha256sum | cut -d' ' -f1
 }
 
 build_image() {
-    # Build image $1 from Dockerfile $2 (relative to the staged context $3) unless up to date.
+    # Build image $1 from Dockerfile $2 (in the staged context $3, reading parts $4...) unless
+    # it is up to date.
     local image="$1" dockerfile="$2" ctx="$3" want have
-    want="$(inputs_hash "$ctx")"
+    shift 3
+    want="$(inputs_hash "$ctx" "$@")"
     have="$(image_label "$image")"
     if [ "$FORCE" -eq 0 ] && [ "$have" = "$want" ]; then
         say "$image is up to date, skipping"
@@ -127,8 +130,10 @@ build_base
 CTX="$(mktemp -d)"
 trap 'rm -rf "$CTX"' EXIT
 stage_context "$CTX"
-build_image "$WORKSPACE_IMAGE" images/workspace/Dockerfile "$CTX"
+build_image "$WORKSPACE_IMAGE" images/workspace/Dockerfile "$CTX" \
+    pyproject.toml README.md lnds_spe images/workspace
 if [ "$BUILD_HUB" -eq 1 ]; then
-    build_image "$HUB_IMAGE" Dockerfile "$CTX"
+    build_image "$HUB_IMAGE" Dockerfile "$CTX" \
+        pyproject.toml README.md lnds_spe Dockerfile jupyterhub_config.py hub
 fi
 say "done"

@@ -330,8 +330,7 @@ class TimeSeriesStore:
         if t1 < t0:
             raise AnalysisInputError(f"stop: {stop!r} is before start {start!r}")
         rollup = self._pick_rollup(use_rollup)
-        rows = int((self.offsets[selected + 1] - self.offsets[selected]).sum())
-        numba.set_num_threads(1 if rows < _SERIAL_BELOW_ROWS else self.threads)
+        numba.set_num_threads(self._query_threads(selected, t0, t1, rollup is not None))
         if rollup is None:
             empty_i = np.zeros(1, dtype=np.int64)
             empty_f = np.zeros(0)
@@ -351,6 +350,17 @@ class TimeSeriesStore:
             out["min"] = np.where(empty, np.nan, mins)
             out["max"] = np.where(empty, np.nan, maxs)
         return out
+
+    def _query_threads(self, selected: np.ndarray, t0: int, t1: int, rolled_up: bool) -> int:
+        """One thread for small work (roll-ups, short windows), else the store's threads."""
+        if rolled_up or self.n_rows == 0:
+            return 1
+        lo, hi = self.offsets[:-1], self.offsets[1:]
+        filled = hi > lo  # each series is sorted: its first and last rows bound its times
+        first, last = int(self.times[lo[filled]].min()), int(self.times[hi[filled] - 1].max())
+        overlap = max(0, min(t1, last + 1) - max(t0, first)) / max(1, last + 1 - first)
+        rows = int((self.offsets[selected + 1] - self.offsets[selected]).sum()) * overlap
+        return 1 if rows < _SERIAL_BELOW_ROWS else self.threads
 
     def _pick_rollup(self, use_rollup: str | None) -> Rollup | None:
         """The roll-up a query should use, validated."""

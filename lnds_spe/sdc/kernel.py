@@ -14,6 +14,11 @@ import numpy as np
 
 _PARALLEL_MIN_ROWS = 200_000
 _LANES = 4
+# Spread a cell over lanes only while every thread's accumulators stay cache-sized.
+_LANE_BYTES_LIMIT = 1 << 20
+
+# Slots of one cell's accumulator record (all float64, so one row touches one record).
+_COUNT, _WEIGHT, _MISSING, _NEGATIVES, _TOTAL, _ABS_TOTAL, _TOP = 0, 1, 2, 3, 4, 5, 6
 
 
 @dataclass(frozen=True)
@@ -37,116 +42,121 @@ class CellStats:
 
 
 @numba.njit(cache=True, inline="always")
-def _insert_top(top: np.ndarray, row: int, value: float) -> None:
-    """Insert value into the descending list top[row, :] if it belongs there."""
-    k = top.shape[1]
-    if value <= top[row, k - 1]:
-        return
+def _insert_top(acc: np.ndarray, base: int, k: int, value: float) -> None:
+    """Insert value into the descending top-k slots of the record at `base`."""
     j = k - 1
-    while j > 0 and top[row, j - 1] < value:
-        top[row, j] = top[row, j - 1]
+    while j > 0 and acc[base + _TOP + j - 1] < value:
+        acc[base + _TOP + j] = acc[base + _TOP + j - 1]
         j -= 1
-    top[row, j] = value
-
-
-@numba.njit(cache=True, inline="always")
-def _cell_of(k0, k1, k2, i, offsets, sizes):
-    """Cell number of row i and whether any key is missing / out of range.
-
-    Unsigned arithmetic folds the "< 0" test into ">= size"; absent keys are None, so numba
-    prunes their branches at compile time.
-    """
-    cell = np.uint64(np.int64(k0[i]) - offsets[0])
-    bad = cell >= sizes[0]
-    if k1 is not None:
-        c1 = np.uint64(np.int64(k1[i]) - offsets[1])
-        bad |= c1 >= sizes[1]
-        cell = cell * sizes[1] + c1
-    if k2 is not None:
-        c2 = np.uint64(np.int64(k2[i]) - offsets[2])
-        bad |= c2 >= sizes[2]
-        cell = cell * sizes[2] + c2
-    return cell, bad
+    acc[base + _TOP + j] = value
 
 
 @numba.njit(cache=True)
 def _accumulate_chunk(
-    k0, k1, k2, offsets, sizes, values, weights, start, stop,
-    count, weighted, n_values, total, abs_total, top, negatives, missing,
+    k0, k1, k2, o0, o1, o2, n0, n1, n2, values, weights, start, stop, acc, n_cells, lanes,
+    width, k,
 ):
-    """Accumulate rows [start, stop) into one thread's private per-cell arrays."""
-    k = top.shape[1]
-    n_cells = np.uint64(top.shape[0])
+    """Accumulate rows [start, stop) into one thread's private records (lanes x cells x width).
+
+    Unsigned arithmetic folds the "< 0" test of a code into ">= size"; absent keys, values
+    and weights are None, so numba prunes their branches at compile time.
+    """
+    last_top = _TOP + k - 1
+    lane_mask = np.uint64(lanes - 1)
     # Unsigned row numbers spare numba's negative-index wraparound on every access.
     for i in range(np.uint64(start), np.uint64(stop)):
-        cell, bad = _cell_of(k0, k1, k2, i, offsets, sizes)
+        cell = np.uint64(np.int64(k0[i]) - o0)
+        bad = cell >= n0
+        if k1 is not None:
+            c1 = np.uint64(np.int64(k1[i]) - o1)
+            bad |= c1 >= n1
+            cell = cell * n1 + c1
+        if k2 is not None:
+            c2 = np.uint64(np.int64(k2[i]) - o2)
+            bad |= c2 >= n2
+            cell = cell * n2 + c2
         if bad:
             continue
-        top_cell = cell
-        # Consecutive rows of a skewed key hit the same cell: spreading the sums over lanes
+        # Consecutive rows of a skewed key hit the same cell: spreading them over lanes
         # breaks the store-to-load dependency chain between them.
-        cell = (i & np.uint64(_LANES - 1)) * n_cells + cell
-        count[cell] += 1
+        base = ((i & lane_mask) * n_cells + cell) * width
+        acc[base + _COUNT] += 1.0
         if weights is not None:
-            weighted[cell] += weights[i]
+            acc[base + _WEIGHT] += weights[i]
         if values is not None:
             v = values[i]
             if np.isnan(v):
-                missing[cell] += 1
+                acc[base + _MISSING] += 1.0
                 continue
-            n_values[cell] += 1
-            total[cell] += v
             a = abs(v)
-            abs_total[cell] += a
-            negatives[cell] += v < 0
-            if a > top[top_cell, k - 1]:
-                _insert_top(top, top_cell, a)
+            acc[base + _TOTAL] += v
+            acc[base + _ABS_TOTAL] += a
+            acc[base + _NEGATIVES] += v < 0
+            if a > acc[base + last_top]:
+                _insert_top(acc, base, k, a)
 
 
 @numba.njit(cache=True, parallel=True)
-def _fused_cell_stats(
-    k0, k1, k2, offsets, sizes, n_cells, values, weights, k, n_threads
-):
-    """Each thread runs one contiguous chunk into private accumulators; then a merge."""
+def _fused_records(k0, k1, k2, o0, o1, o2, n0, n1, n2, values, weights, lanes, width, k,
+                   n_threads):
+    """Each thread runs one contiguous chunk into private records; returns them unmerged."""
     n_rows = k0.shape[0]
-    lanes = _LANES * n_cells
-    count = np.zeros((n_threads, lanes), dtype=np.int64)
-    n_values = np.zeros((n_threads, lanes), dtype=np.int64)
-    negatives = np.zeros((n_threads, lanes), dtype=np.int64)
-    missing = np.zeros((n_threads, lanes), dtype=np.int64)
-    weighted = np.zeros((n_threads, lanes), dtype=np.float64)
-    total = np.zeros((n_threads, lanes), dtype=np.float64)
-    abs_total = np.zeros((n_threads, lanes), dtype=np.float64)
-    top = np.zeros((n_threads, n_cells, k), dtype=np.float64)
+    n_cells = n0 * n1 * n2
+    acc = np.zeros((n_threads, lanes * n_cells * width), dtype=np.float64)
     chunk = (n_rows + n_threads - 1) // n_threads
     for t in numba.prange(n_threads):
         start = t * chunk
         stop = min(n_rows, start + chunk)
         _accumulate_chunk(
-            k0, k1, k2, offsets, sizes, values, weights,
-            start, stop, count[t], weighted[t], n_values[t], total[t], abs_total[t], top[t],
-            negatives[t], missing[t],
+            k0, k1, k2, o0, o1, o2, np.uint64(n0), np.uint64(n1), np.uint64(n2), values,
+            weights, start, stop, acc[t], np.uint64(n_cells), lanes, width, k,
         )
-    merged_top = np.zeros((n_cells, k), dtype=np.float64)
-    for c in range(n_cells):
-        for t in range(n_threads):
-            for j in range(k):
-                _insert_top(merged_top, c, top[t, c, j])
-    return (
-        count.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-        weighted.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-        n_values.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-        total.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-        abs_total.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-        merged_top,
-        negatives.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-        missing.reshape(n_threads * _LANES, n_cells).sum(axis=0),
-    )
+    return acc
+
+
+@numba.njit(cache=True, parallel=True)
+def _chunk_min_max(values, n_threads):
+    """Smallest and largest value of each thread's chunk (one pass, all threads)."""
+    n = values.shape[0]
+    chunk = (n + n_threads - 1) // n_threads
+    lows = np.empty(n_threads, dtype=np.int64)
+    highs = np.empty(n_threads, dtype=np.int64)
+    for t in numba.prange(n_threads):
+        start = t * chunk
+        stop = min(n, start + chunk)
+        low = values[start] if start < stop else values[0]
+        high = low
+        for i in range(start, stop):
+            x = values[i]
+            low = min(low, x)
+            high = max(high, x)
+        lows[t] = low
+        highs[t] = high
+    return lows, highs
+
+
+def integer_range(values: np.ndarray, threads: int | None = None) -> tuple[int, int]:
+    """Minimum and maximum of a non-empty integer or boolean array in one parallel pass."""
+    if values.dtype == np.uint64:
+        return int(values.min()), int(values.max())
+    if values.dtype == np.bool_:
+        values = values.view(np.uint8)
+    n_threads = _thread_count(threads, values.shape[0])
+    lows, highs = _chunk_min_max(np.ascontiguousarray(values), n_threads)
+    return int(lows.min()), int(highs.max())
 
 
 def default_threads() -> int:
     """Threads to use: NUMBA_NUM_THREADS if set, else numba's configured count."""
     return int(os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS))
+
+
+def _thread_count(threads: int | None, n_rows: int) -> int:
+    """Threads for a pass over n_rows: the request, capped by numba's pool; 1 for small inputs."""
+    if n_rows < _PARALLEL_MIN_ROWS:
+        return 1
+    n_threads = threads if threads is not None else default_threads()
+    return max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def cell_stats(
@@ -167,28 +177,33 @@ def cell_stats(
     common = np.result_type(*[key.dtype for key in keys])
     padded: list[np.ndarray | None] = [np.ascontiguousarray(key, dtype=common) for key in keys]
     padded += [None] * (3 - len(padded))
+    offsets = [int(o) for o in offsets] + [0] * (3 - len(offsets))
+    dims = [int(s) for s in sizes] + [1] * (3 - len(sizes))
     value_array = None if values is None else np.ascontiguousarray(values, dtype=np.float64)
     weight_array = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-    n_threads = threads if threads is not None else default_threads()
-    n_threads = max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
-    if n_rows < _PARALLEL_MIN_ROWS:
-        n_threads = 1
-    shape = tuple(int(s) for s in sizes)
-    result = _fused_cell_stats(
-        padded[0],
-        padded[1],
-        padded[2],
-        np.asarray(list(offsets) + [0] * (3 - len(offsets)), dtype=np.int64),
-        np.asarray(list(shape) + [1] * (3 - len(shape)), dtype=np.uint64),
-        int(np.prod(shape)),
-        value_array,
-        weight_array,
-        max(1, int(top_k)),
-        n_threads,
-    )
-    count, weighted, n_values, total, abs_total, top, negatives, missing = result
-    if weights is None:
-        weighted = count.astype(np.float64)
+    k = max(1, int(top_k))
+    n_cells = int(np.prod(dims))
+    width = _TOP + k if values is not None else (_WEIGHT + 1 if weights is not None else 1)
+    lanes = _LANES if _LANES * n_cells * width * 8 <= _LANE_BYTES_LIMIT else 1
+    n_threads = _thread_count(threads, n_rows)
+    acc = _fused_records(
+        padded[0], padded[1], padded[2], *offsets, *dims, value_array, weight_array,
+        lanes, width, k, n_threads,
+    ).reshape(n_threads * lanes, n_cells, width)
+    sums = acc[:, :, : min(width, _TOP)].sum(axis=0)
+    count = sums[:, _COUNT].astype(np.int64)
+    weighted = sums[:, _WEIGHT] if weights is not None else count.astype(np.float64)
+    zeros_i, zeros_f = np.zeros(n_cells, dtype=np.int64), np.zeros(n_cells)
+    if values is None:
+        missing, negatives, n_values, total, abs_total = zeros_i, zeros_i, zeros_i, zeros_f, zeros_f
+        top = np.zeros((n_cells, k))
+    else:
+        missing = sums[:, _MISSING].astype(np.int64)
+        negatives = sums[:, _NEGATIVES].astype(np.int64)
+        n_values = count - missing
+        total, abs_total = sums[:, _TOTAL], sums[:, _ABS_TOTAL]
+        candidates = acc[:, :, _TOP:].transpose(1, 0, 2).reshape(n_cells, -1)
+        top = -np.sort(-candidates, axis=1)[:, :k]
     shape = full_shape
     return CellStats(
         shape=shape,
@@ -197,7 +212,7 @@ def cell_stats(
         n_values=n_values.reshape(shape),
         total=total.reshape(shape),
         abs_total=abs_total.reshape(shape),
-        top=top.reshape(shape + (top.shape[1],)),
+        top=top.reshape(shape + (k,)),
         negatives=negatives.reshape(shape),
         missing=missing.reshape(shape),
     )

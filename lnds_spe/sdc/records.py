@@ -54,11 +54,17 @@ class Record:
 
 def outcome_frame(table: pd.DataFrame, flags: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per-cell text 'ok' or 'rule; rule; ' with the table's labels, as ACRO shows it."""
-    text = np.full(table.shape, "", dtype=object)
-    for name, mask in flags.items():
-        if mask.shape == table.shape:
-            text = np.where(mask, text + f"{name}; ", text)
-    text = np.where(text == "", "ok", text)
+    names = [name for name, mask in flags.items() if mask.shape == table.shape]
+    # Each distinct combination of rules becomes one bit pattern; build its text once.
+    pattern = np.zeros(table.shape, dtype=np.int64)
+    for bit, name in enumerate(names):
+        pattern |= np.asarray(flags[name], dtype=bool).astype(np.int64) << bit
+    distinct, where = np.unique(pattern, return_inverse=True)
+    texts = np.array(
+        ["".join(f"{n}; " for b, n in enumerate(names) if p >> b & 1) or "ok" for p in distinct],
+        dtype=object,
+    )
+    text = texts[where.reshape(-1)].reshape(table.shape)
     return pd.DataFrame(text, index=table.index, columns=table.columns)
 
 

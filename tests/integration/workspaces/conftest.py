@@ -157,9 +157,9 @@ class Hub:
         answer.raise_for_status()
         return answer.json().get("servers", {}).get(name)
 
-    def spawn(self, username: str, project: str, **options) -> requests.Response:
-        """Ask the hub to start a user's project workspace; the hub's first answer."""
-        return self.call(username, "POST", f"/users/{username}/servers/{project}",
+    def spawn(self, username: str, server: str, **options) -> requests.Response:
+        """Ask the hub to start a user's named server with these user_options; its first answer."""
+        return self.call(username, "POST", f"/users/{username}/servers/{server}",
                          json=options or {})
 
     def wait_ready(self, username: str, project: str, timeout: float = 180) -> dict:
@@ -407,7 +407,7 @@ class Workspace:
 
 def start_workspace(hub: Hub, user: str, project: str) -> Workspace:
     """Spawn a user's project workspace through the REST API and wait until it is ready."""
-    answer = hub.spawn(user, project)
+    answer = hub.spawn(user, project, project=project, image=IMAGE)
     assert answer.status_code in (201, 202), f"spawn {user}/{project}: {answer.text}"
     hub.wait_ready(user, project)
     return Workspace(hub, user, project)

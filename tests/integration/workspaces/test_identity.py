@@ -32,7 +32,7 @@ def test_a1_non_member_cannot_start_see_or_reach(hub, ws_alice_pa):
                           headers={"Authorization": f"token {token}"}, timeout=30)
     assert direct.status_code in (302, 403, 404), direct.status_code
     assert direct.status_code != 200
-    form = hub.login("carol").get(f"{hub.url}/hub/spawn/carol/pb", timeout=30)
+    form = hub.login("carol").get(f"{hub.url}/hub/spawn/carol", timeout=30)
     assert form.status_code == 200
     assert 'value="pb"' in form.text and 'value="pa"' not in form.text
 

@@ -30,6 +30,7 @@ def test_r2_memory_hog_killed_inside(ws_alice_pa):
 
 def test_r1_idle_culled_busy_kept_until_max_age(hub):
     """R1: the real idle culler stops an idle workspace, and a busy one only at its max age."""
+    idle_requested = time.monotonic()
     start_workspace(hub, "dave", "pa")
     busy = start_workspace(hub, "dave", "pd")
     kernel = busy.start_kernel()
@@ -55,8 +56,8 @@ def test_r1_idle_culled_busy_kept_until_max_age(hub):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = time.monotonic()
     try:
-        idle_gone = hub.wait_gone("dave", "pa", timeout=90)
-        assert idle_gone >= 20, "culled before its idle timeout"
+        hub.wait_gone("dave", "pa", timeout=90)
+        assert time.monotonic() - idle_requested >= 30, "culled before its idle timeout"
         while time.monotonic() - started < 70:
             assert hub.server("dave", "pd") is not None, "busy workspace culled while busy"
             time.sleep(3)

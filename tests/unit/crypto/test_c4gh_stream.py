@@ -73,7 +73,8 @@ def test_short_reads_never_truncate(spe_keys):
 
 def test_several_recipients_each_decrypt(spe_keys):
     other_secret = os.urandom(32)
-    blob, _ = encrypt_bytes(b"shared secret data", [spe_keys[3], crypto.derive_public_key(other_secret)])
+    other_public = crypto.derive_public_key(other_secret)
+    blob, _ = encrypt_bytes(b"shared secret data", [spe_keys[3], other_public])
     assert decrypt_bytes(blob, spe_keys[2])[0] == b"shared secret data"
     assert decrypt_bytes(blob, other_secret)[0] == b"shared secret data"
     with pytest.raises(SPEError, match="not encrypted for this SPE's key"):
@@ -84,7 +85,8 @@ def test_rekeyed_header_keeps_session_key(spe_keys):
     blob, session_key = encrypt_bytes(b"x" * 100_000, [spe_keys[3]])
     opened = crypto.read_header(io.BytesIO(blob), spe_keys[2], "t")
     newcomer = os.urandom(32)
-    header = crypto.rekey_header(opened, spe_keys[2], [spe_keys[3], crypto.derive_public_key(newcomer)])
+    newcomer_public = crypto.derive_public_key(newcomer)
+    header = crypto.rekey_header(opened, spe_keys[2], [spe_keys[3], newcomer_public])
     rekeyed = header + blob[opened.size:]
     assert crypto.read_header(io.BytesIO(rekeyed), newcomer, "t").session_key == session_key
     assert decrypt_bytes(rekeyed, newcomer)[0] == b"x" * 100_000

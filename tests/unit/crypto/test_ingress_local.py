@@ -70,8 +70,8 @@ def test_reencrypt_header_changes_recipients_not_payload(tmp_path, registry, sto
     source.write_bytes(os.urandom(5 * crypto.SEGMENT_SIZE + 3))
     holder_secret = os.urandom(32)
     holder_public = crypto.derive_public_key(holder_secret)
-    info = ingress.upload_dataset(registry, source, "p1", "f", store=store,
-                                  recipients=Recipients(recipients.spe_public_key, (holder_public,)),
+    both = Recipients(recipients.spe_public_key, (holder_public,))
+    info = ingress.upload_dataset(registry, source, "p1", "f", store=store, recipients=both,
                                   actor="holder")
     obj = stored_object(info.location)
     header_before = info.manifest["header_size"]

@@ -55,9 +55,9 @@ def test_pod_is_locked_down_with_project_limits():
     assert container.resources.limits == {"cpu": 2.0, "memory": 4 * 1024**3}
     assert pod.spec.automount_service_account_token is False
     assert pod.metadata.labels["org.lnds-spe.project"] == "p1"
-    mounts = {m["mountPath"]: m for m in container.volume_mounts}
-    assert mounts["/home/jovyan/data"]["readOnly"] is True
-    assert "readOnly" not in mounts["/home/jovyan/outputs"]
+    mounts = {m.mount_path: m for m in container.volume_mounts}
+    assert mounts["/home/jovyan/data"].read_only is True
+    assert not mounts["/home/jovyan/outputs"].read_only
     assert "/tmp" in mounts
 
 
