@@ -5,10 +5,9 @@ running Podman (see scripts/hub.sh). Read top to bottom: where things live, who 
 how workspaces start, which services run beside the hub.
 """
 
-import json
 import os
-import secrets
 import sys
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -16,6 +15,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the lnds_spe package of this checkout, if not installed
 
 from lnds_spe.config import database_url, state_dir  # noqa: E402
+from lnds_spe.demo import ensure_demo_accounts  # noqa: E402
+from lnds_spe.hub.spawner import registry_at  # noqa: E402
+from lnds_spe.policy import startable_projects  # noqa: E402
 
 
 def env(name: str, default: str) -> str:
@@ -45,27 +47,33 @@ c.ConfigurableHTTPProxy.api_url = env("SPE_PROXY_API_URL", "http://127.0.0.1:800
 c.JupyterHub.cleanup_servers = False  # a hub restart leaves running workspaces running
 c.JupyterHub.template_paths = [str(ROOT / "hub" / "templates")]
 
+
+def projects_for_home_page(user) -> list:
+    """The projects the home page offers this user: those they may start a workspace for today."""
+    if user is None:
+        return []
+    return startable_projects(registry_at(REGISTRY_URL).projects_of(user.name, "researcher"), date.today())
+
+
+c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page}
+
 # --- Who may log in -----------------------------------------------------------------------------
-# Demo default: one shared password for users and one for admins, generated once and kept in
-# <state>/hub/demo-passwords.json (mode 600). Production sets SPE_AUTHENTICATOR (e.g. OIDC).
+# Demo default: one shared password for users and one for admins, generated once by
+# `spe demo init` into <state>/demo-accounts.json (mode 600). Production sets SPE_AUTHENTICATOR
+# (e.g. OIDC).
 ADMINS = {name for name in env("SPE_ADMIN_USERS", "admin").split(",") if name}
 c.Authenticator.admin_users = ADMINS
 c.JupyterHub.authenticator_class = env("SPE_AUTHENTICATOR", "shared-password")
 if c.JupyterHub.authenticator_class == "shared-password":
-    password_file = HUB_STATE / "demo-passwords.json"
-    if not password_file.exists():
-        fresh = {"user_password": secrets.token_urlsafe(12), "admin_password": secrets.token_urlsafe(32)}
-        password_file.touch(mode=0o600)
-        password_file.write_text(json.dumps(fresh, indent=1))
-    passwords = json.loads(password_file.read_text())
-    c.SharedPasswordAuthenticator.user_password = env("SPE_DEMO_PASSWORD", passwords["user_password"])
-    c.SharedPasswordAuthenticator.admin_password = env("SPE_DEMO_ADMIN_PASSWORD",
-                                                       passwords["admin_password"])
+    accounts, _ = ensure_demo_accounts(STATE)
+    c.SharedPasswordAuthenticator.user_password = accounts["user_password"]
+    c.SharedPasswordAuthenticator.admin_password = accounts["admin_password"]
     c.Authenticator.allow_all = True  # project membership, checked at each spawn, gates workspaces
 
 # --- How workspaces start -----------------------------------------------------------------------
 # One named server per project, named by the project slug; the default server is refused.
 c.JupyterHub.allow_named_servers = True
+c.JupyterHub.redirect_to_server = False  # after login, the home page lists the user's projects
 c.JupyterHub.named_server_limit_per_user = int(env("SPE_NAMED_SERVER_LIMIT", "0"))
 SPAWNERS = {"docker": "lnds_spe.hub.spawner.SPEDockerSpawner",
             "kube": "lnds_spe.hub.kube.SPEKubeSpawner"}

@@ -20,6 +20,7 @@ DEMO_USERS = {
     "dave": ["output_checker"],
 }
 DEMO_ADMINS = ["admin"]
+ACCOUNTS_FILE = "demo-accounts.json"
 
 
 def demo_survey(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
@@ -65,13 +66,18 @@ def init_demo(registry: Registry, state_dir: Path, actor: str) -> dict | None:
     if "survey" not in {d.name for d in registry.datasets(DEMO_PROJECT)}:
         registry.add_dataset(DEMO_PROJECT, "survey", dataset_dir.as_uri(), actor=actor)
 
-    accounts_file = state_dir / "demo-accounts.json"
+    accounts, created = ensure_demo_accounts(state_dir)
+    return accounts if created else None
+
+
+def ensure_demo_accounts(state_dir: Path) -> tuple[dict, bool]:
+    """The demo accounts file (users, roles, shared passwords), made on first use: (accounts, new?)."""
+    accounts_file = state_dir / ACCOUNTS_FILE
     if accounts_file.exists():
         try:
-            json.loads(accounts_file.read_text())
+            return json.loads(accounts_file.read_text()), False
         except ValueError:
             raise SPEError(f"{accounts_file} is not valid JSON: delete it and run again") from None
-        return None
     accounts = {
         "user_password": secrets.token_urlsafe(12),
         "admin_password": secrets.token_urlsafe(32),
@@ -79,4 +85,4 @@ def init_demo(registry: Registry, state_dir: Path, actor: str) -> dict | None:
         "admins": DEMO_ADMINS,
     }
     _write_private(accounts_file, json.dumps(accounts, indent=2))
-    return accounts
+    return accounts, True

@@ -112,6 +112,11 @@ def spawn_decision(project: ProjectInfo, roles: set[str], image: str, today: dat
     return Decision(True)
 
 
+def startable_projects(projects: list[ProjectInfo], today: date) -> list[ProjectInfo]:
+    """Of a researcher's projects, those whose workspace may start today (active, in dates)."""
+    return [p for p in projects if p.status == "active" and p.start_date <= today <= p.end_date]
+
+
 def workspace_should_stop(project: ProjectInfo, roles: set[str], today: date) -> Decision:
     """Must a running workspace of this project stop now (expired, suspended, member removed)?"""
     if "researcher" not in roles:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start, stop or report the SPE's JupyterHub in the background (default http://127.0.0.1:8000).
 #
-#   scripts/hub.sh start|stop|status|restart
+#   scripts/hub.sh start|stop|status|restart|down
+#
+# stop leaves workspaces running (a restarted hub finds them again); down also removes them.
 #
 # The hub runs from this checkout's jupyterhub_config.py with the virtualenv's Python
 # ($SPE_PYTHON, default .venv/bin/python). Its pidfile and log are in <state dir>/hub/
@@ -30,10 +32,14 @@ start() {
         export DOCKER_HOST=unix:///run/spe/podman.sock
     fi
     say "starting JupyterHub at $BIND_URL (log: $LOGFILE)"
-    (cd "$HUB_DIR" && SPE_STATE_DIR="$STATE_DIR" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+    # The hub is detached from this shell's terminal and pipes (its output goes to the log).
+    cd "$HUB_DIR"
+    SPE_STATE_DIR="$STATE_DIR" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
         PATH="$(dirname "$PYTHON"):$PATH" \
         nohup setsid "$PYTHON" -m jupyterhub -f "$ROOT/jupyterhub_config.py" \
-        >>"$LOGFILE" 2>&1 </dev/null & echo $! >"$PIDFILE")
+        >>"$LOGFILE" 2>&1 </dev/null &
+    echo $! >"$PIDFILE"
+    cd "$ROOT"
     for _ in $(seq 1 120); do
         if curl -fsS --max-time 2 "$BIND_URL/hub/api" >/dev/null 2>&1; then
             say "up (pid $(cat "$PIDFILE"))"
@@ -52,8 +58,8 @@ start() {
 }
 
 password_hint() {
-    if [ -f "$HUB_DIR/demo-passwords.json" ]; then
-        say "demo passwords (shared-password login): $HUB_DIR/demo-passwords.json"
+    if [ -f "$STATE_DIR/demo-accounts.json" ]; then
+        say "demo accounts and passwords: $STATE_DIR/demo-accounts.json"
     fi
 }
 
@@ -79,6 +85,24 @@ stop() {
     say "stopped"
 }
 
+down() {
+    # Stop the hub, then every workspace container it started, and wipe their prepared data.
+    stop
+    local engine=(podman)
+    command -v podman >/dev/null 2>&1 || engine=(docker)
+    local ids
+    ids="$("${engine[@]}" ps -aq --filter label=org.lnds-spe.project 2>/dev/null || true)"
+    if [ -n "$ids" ]; then
+        say "removing $(echo "$ids" | wc -l) workspace container(s)"
+        echo "$ids" | xargs "${engine[@]}" rm -f >/dev/null
+    fi
+    if [ -d "$STATE_DIR/workspaces" ]; then
+        say "wiping prepared workspace data under $STATE_DIR/workspaces"
+        find "$STATE_DIR/workspaces" -mindepth 3 -maxdepth 3 -name data -type d -exec rm -rf {} +
+    fi
+    say "everything stopped"
+}
+
 status() {
     if running; then
         say "running (pid $(cat "$PIDFILE")) at $BIND_URL; log: $LOGFILE"
@@ -91,7 +115,8 @@ status() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    down) down ;;
     restart) stop; start ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|restart|down" >&2; exit 2 ;;
 esac

@@ -26,7 +26,7 @@ from lnds_spe.hub.datasets import (
     prepare_plain_datasets,
     remove_prepared,
 )
-from lnds_spe.policy import ProjectInfo, spawn_decision
+from lnds_spe.policy import ProjectInfo, spawn_decision, startable_projects
 from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
 
 
@@ -39,7 +39,7 @@ class SpawnRefused(web.HTTPError):
 
 
 @lru_cache(maxsize=4)
-def _registry_at(url: str) -> Registry:
+def registry_at(url: str) -> Registry:
     """One registry (engine + sessions) per database URL for the whole hub process."""
     return open_registry(url or None)
 
@@ -99,7 +99,7 @@ class SPEPolicyMixin(LoggingConfigurable):
     @property
     def registry(self) -> Registry:
         """The project registry this hub uses."""
-        return _registry_at(self.registry_url)
+        return registry_at(self.registry_url)
 
     @property
     def state_path(self) -> Path:
@@ -172,10 +172,7 @@ class SPEPolicyMixin(LoggingConfigurable):
 
     def active_projects(self) -> list[ProjectInfo]:
         """Projects the user may start a workspace for today (researcher, active, in dates)."""
-        today = _today()
-        projects = self.registry.projects_of(self.user.name, "researcher")
-        return [p for p in projects
-                if p.status == "active" and p.start_date <= today <= p.end_date]
+        return startable_projects(self.registry.projects_of(self.user.name, "researcher"), _today())
 
     def render_options_form(self) -> str:
         """The spawn form: the user's active projects, and the images this project allows."""

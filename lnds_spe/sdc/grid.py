@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lnds_spe.errors import SPEError
-from lnds_spe.sdc.kernel import CellStats, cell_stats, integer_range
+from lnds_spe.sdc.kernel import CellStats, cell_stats
 
 _MAX_DENSE_RANGE = 1_000_000
 
@@ -43,7 +43,7 @@ def as_series_list(axis: object, prefix: str) -> list[pd.Series]:
     return named
 
 
-def make_key(series: pd.Series, dropna: bool, threads: int | None = None) -> Key:
+def make_key(series: pd.Series, dropna: bool) -> Key:
     """Codes for one variable: integers by offset, categoricals by code, others factorised."""
     name = str(series.name)
     if len(series) == 0:
@@ -54,7 +54,7 @@ def make_key(series: pd.Series, dropna: bool, threads: int | None = None) -> Key
         return Key(name, codes, 0, pd.Index(dtype.categories, name=name), not dropna)
     values = series.to_numpy()
     if values.dtype.kind in "iub":
-        low, high = integer_range(values, threads)
+        low, high = int(values.min()), int(values.max())
         if high - low < _MAX_DENSE_RANGE:
             labels = np.arange(low, high + 1).astype(values.dtype)
             return Key(name, values, low, pd.Index(labels, name=name), False)
@@ -183,7 +183,7 @@ def build_grid(
                 f"Variable {series.name!r} has {len(series)} rows, expected {n_rows}: "
                 "pass variables from the same data frame."
             )
-    keys = [make_key(s, dropna, threads) for s in all_series]
+    keys = [make_key(s, dropna) for s in all_series]
     value_array = None if values is None else as_float_array(values)
     weight_array = None if weights is None else weights.to_numpy(dtype=np.float64)
     stats: CellStats = cell_stats(

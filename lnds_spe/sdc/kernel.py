@@ -114,38 +114,6 @@ def _fused_records(k0, k1, k2, o0, o1, o2, n0, n1, n2, values, weights, lanes, w
     return acc
 
 
-@numba.njit(cache=True, parallel=True)
-def _chunk_min_max(values, n_threads):
-    """Smallest and largest value of each thread's chunk (one pass, all threads)."""
-    n = values.shape[0]
-    chunk = (n + n_threads - 1) // n_threads
-    lows = np.empty(n_threads, dtype=np.int64)
-    highs = np.empty(n_threads, dtype=np.int64)
-    for t in numba.prange(n_threads):
-        start = t * chunk
-        stop = min(n, start + chunk)
-        low = values[start] if start < stop else values[0]
-        high = low
-        for i in range(start, stop):
-            x = values[i]
-            low = min(low, x)
-            high = max(high, x)
-        lows[t] = low
-        highs[t] = high
-    return lows, highs
-
-
-def integer_range(values: np.ndarray, threads: int | None = None) -> tuple[int, int]:
-    """Minimum and maximum of a non-empty integer or boolean array in one parallel pass."""
-    if values.dtype == np.uint64:
-        return int(values.min()), int(values.max())
-    if values.dtype == np.bool_:
-        values = values.view(np.uint8)
-    n_threads = _thread_count(threads, values.shape[0])
-    lows, highs = _chunk_min_max(np.ascontiguousarray(values), n_threads)
-    return int(lows.min()), int(highs.max())
-
-
 def default_threads() -> int:
     """Threads to use: NUMBA_NUM_THREADS if set, else numba's configured count."""
     return int(os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS))

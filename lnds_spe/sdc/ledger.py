@@ -53,15 +53,22 @@ def count_table_from_frame(output: str, counts: pd.DataFrame, hidden: np.ndarray
     col_names = [] if one_way else [str(n) for n in counts.columns.names if n is not None]
     names = row_names + col_names
     order = sorted(range(len(names)), key=lambda i: names[i])
+    # Labels are turned into strings once per row and per column, not once per cell.
+    row_keys = [_string_key(label) for label in counts.index]
+    col_keys = [_string_key(label) if col_names else () for label in counts.columns]
+    shown = counts.to_numpy().tolist()
+    hidden_cells = np.asarray(hidden, dtype=bool).tolist()
     cells: dict[tuple[str, ...], int | None] = {}
-    values = counts.to_numpy()
-    for i, row_label in enumerate(counts.index):
-        row_key = row_label if isinstance(row_label, tuple) else (row_label,)
-        for j, col_label in enumerate(counts.columns):
-            col_key = col_label if isinstance(col_label, tuple) else (col_label,)
-            labels = [str(x) for x in row_key] + ([str(x) for x in col_key] if col_names else [])
-            cells[tuple(labels[k] for k in order)] = None if hidden[i, j] else int(values[i, j])
+    for i, row_key in enumerate(row_keys):
+        for j, col_key in enumerate(col_keys):
+            labels = row_key + col_key
+            cells[tuple(labels[k] for k in order)] = None if hidden_cells[i][j] else int(shown[i][j])
     return CountTable(output, tuple(names[k] for k in order), cells)
+
+
+def _string_key(label: object) -> tuple[str, ...]:
+    """A row or column label (tuple for MultiIndex) as a tuple of strings."""
+    return tuple(str(x) for x in label) if isinstance(label, tuple) else (str(label),)
 
 
 def margin_findings(big: CountTable, small: CountTable, threshold: int) -> list[DifferencingFinding]:
@@ -96,10 +103,11 @@ def population_findings(a: CountTable, b: CountTable, threshold: int) -> list[Di
     """Same table over nested populations differing by fewer units than the threshold."""
     if a.variables != b.variables:
         return []
-    shared = [k for k in set(a.cells) | set(b.cells) if a.cells.get(k, 0) is not None
-              and b.cells.get(k, 0) is not None]
-    diffs = {k: (a.cells.get(k, 0) or 0) - (b.cells.get(k, 0) or 0) for k in shared}
-    changed = {k: d for k, d in diffs.items() if d != 0}
+    changed = {}
+    for key in a.cells.keys() | b.cells.keys():
+        mine, theirs = a.cells.get(key, 0), b.cells.get(key, 0)
+        if mine is not None and theirs is not None and mine != theirs:
+            changed[key] = mine - theirs
     if not changed:
         return []
     signs = {np.sign(d) for d in changed.values()}

@@ -291,7 +291,7 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     port, api_port, proxy_port = free_port(), free_port(), free_port()
     hub_dir = state_dir / "hub"
     hub_dir.mkdir()
-    (hub_dir / "demo-passwords.json").write_text(
+    (state_dir / "demo-accounts.json").write_text(
         json.dumps({"user_password": PASSWORD, "admin_password": ADMIN_PASSWORD}))
     env = {
         **os.environ,

@@ -1,0 +1,81 @@
+"""A new user's first visit, as the README tells it: demo init, hub start, log in, start, run a cell."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory):
+    """`spe demo init` then `scripts/hub.sh start` in a fresh state dir; `down` afterwards."""
+    state = tmp_path_factory.mktemp("e2e-state")
+    port = free_port()
+    env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_PYTHON": sys.executable,
+           "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),
+           "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
+           "SPE_CONTAINER_PREFIX": f"spee{uuid.uuid4().hex[:6]}"}
+    env.pop("SPE_DATABASE_URL", None)
+    init = subprocess.run([sys.executable, "-m", "lnds_spe", "demo", "init"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    assert "shown once" in init.stdout
+    start = subprocess.run([str(ROOT / "scripts" / "hub.sh"), "start"], env=env,
+                           capture_output=True, text=True, timeout=180)
+    assert start.returncode == 0, start.stderr
+    accounts = json.loads((state / "demo-accounts.json").read_text())
+    yield f"http://127.0.0.1:{port}", accounts, state
+    subprocess.run([str(ROOT / "scripts" / "hub.sh"), "down"], env=env, timeout=180)
+
+
+def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_path):
+    url, accounts, state = demo_hub
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{url}/hub/login")
+    page.fill("#username_input", "alice")
+    page.fill("#password_input", accounts["user_password"])
+    page.click("#login_submit")
+
+    page.wait_for_selector("#spe-projects")
+    assert "demo" in page.inner_text("#spe-projects")
+    page.click("#start-demo")
+    page.wait_for_selector("#spe-project")  # the spawn form: the project and its images
+    page.click("input[type=submit], button[type=submit]")
+
+    page.wait_for_url(f"{url}/user/alice/demo/lab**", timeout=240_000)
+    page.click(".jp-LauncherCard[data-category='Notebook']", timeout=120_000)
+    cell = page.locator(".jp-Cell .cm-content").first
+    cell.click()
+    page.keyboard.type("import pandas as pd; df = pd.read_csv('data/survey/survey.csv'); "
+                       "print('rows', len(df), 'cols', list(df.columns))")
+    page.keyboard.press("Shift+Enter")
+    output = page.locator(".jp-OutputArea-output").first
+    output.wait_for(timeout=120_000)
+    page.screenshot(path=str(tmp_path / "lab.png"))
+    assert "rows 2000 cols ['region', 'sex', 'age_band', 'income']" in output.inner_text()
+
+
+def test_non_member_sees_no_project_and_is_refused(browser, demo_hub):
+    url, accounts, _ = demo_hub
+    page = browser.new_context().new_page()
+    page.goto(f"{url}/hub/login")
+    page.fill("#username_input", "mallory")
+    page.fill("#password_input", accounts["user_password"])
+    page.click("#login_submit")
+    page.wait_for_selector("#spe-no-projects")
+    page.goto(f"{url}/hub/spawn/mallory/demo")
+    assert "You have no active project" in page.content()

@@ -1,0 +1,66 @@
+"""Workload G (workspace start, SPE spawner vs plain DockerSpawner) runs at ci scale, cleans up."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMPLS = {"SPEDockerSpawner", "DockerSpawner"}
+RUN_PREFIXES = ("gspe", "gplain")
+
+
+def engine_names() -> set[str]:
+    """Names of the engine's containers, volumes and networks that workload G's runs use."""
+    names = set()
+    for command in (["podman", "ps", "-a", "--format", "{{.Names}}"],
+                    ["podman", "volume", "ls", "--format", "{{.Name}}"],
+                    ["podman", "network", "ls", "--format", "{{.Name}}"]):
+        listing = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert listing.returncode == 0, f"{' '.join(command)} failed: {listing.stderr}"
+        names |= {n for n in listing.stdout.split() if n.startswith(RUN_PREFIXES)}
+    return names
+
+
+def benchmark_chains() -> set[str]:
+    """The host firewall chains of workload G's projects."""
+    rules = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
+    return {line.split()[1] for line in rules.splitlines()
+            if line.startswith("-N SPE-gbench")}
+
+
+@pytest.mark.timeout(600)
+def test_workload_g_times_both_spawners_and_cleans_up(tmp_path):
+    names_before, chains_before = engine_names(), benchmark_chains()
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--scale", "ci", "--only", "g",
+         "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"workload G failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    [workload] = results["workloads"]
+    assert "error" not in workload, workload.get("error")
+    assert workload["workload"] == "G" and workload["scale"] == "ci"
+
+    rows = {row["impl"]: row for row in workload["rows"]}
+    assert set(rows) == IMPLS
+    for row in rows.values():
+        extra = row["extra"]
+        assert extra["starts"] == 2 and len(extra["samples_s"]) == 2, row
+        assert all(0 < s < 180 for s in extra["samples_s"]), row
+        assert 0 < row["cold_s"] < 180 and 0 < row["warm_s"] < 180, row
+        assert extra["jupyterlab"].startswith("4."), row
+    served = {row["extra"]["image_id"] for row in rows.values()}
+    assert len(served) == 1, f"the two hubs started different images: {served}"
+
+    [goal] = workload["goals"]
+    plain, spe = rows["DockerSpawner"]["warm_s"], rows["SPEDockerSpawner"]["warm_s"]
+    assert goal["ratio"] == pytest.approx(plain / spe)
+    assert goal["target"] == pytest.approx(1 / 1.3)
+    assert goal["met"] is (plain / spe >= 1 / 1.3)
+    assert "| G |" in (tmp_path / "results.md").read_text()
+
+    assert engine_names() <= names_before, "workload G left containers, volumes or networks"
+    assert benchmark_chains() <= chains_before, "workload G left host firewall chains"
