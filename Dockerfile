@@ -1,8 +1,11 @@
 # The SPE hub: JupyterHub 6 + configurable-http-proxy + lnds_spe[hub] (spawners, culler, services).
 #
-# Built from the repository root by `scripts/build-images.sh --hub`. BASE_IMAGE must provide
-# python3 (>= 3.11) with venv, ca-certificates and tini (see images/base/packages.txt); the proxy
-# is installed from Debian's nodejs/npm packages at build time.
+# Built from the repository root by `scripts/build-images.sh --hub`, or by hand:
+#   podman build --network=host -v /etc/ssl/certs/ca-certificates.crt:/host-ca.crt:ro \
+#       --build-arg PIP_CERT=/host-ca.crt -t localhost/lnds-spe-hub:latest .
+# BASE_IMAGE must provide python3 (>= 3.11) with venv, ca-certificates and tini (see
+# images/base/packages.txt). The proxy runs on Debian's Node.js (18 in bookworm), so it is pinned
+# to configurable-http-proxy 5.1, the last line that supports Node 18; npm is removed once used.
 ARG BASE_IMAGE=localhost/spe-base:bookworm
 FROM ${BASE_IMAGE}
 
@@ -18,10 +21,12 @@ RUN echo "[hub] installing nodejs, npm and iptables from Debian" \
  && apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         nodejs npm iptables curl >/dev/null \
- && rm -rf /var/lib/apt/lists/* \
  && echo "[hub] installing configurable-http-proxy" \
  && if [ -n "${PIP_CERT:-}" ]; then export NODE_EXTRA_CA_CERTS="${PIP_CERT}"; fi \
- && npm install -g --no-fund --no-audit "configurable-http-proxy@^5" \
+ && npm install -g --no-fund --no-audit --no-update-notifier "configurable-http-proxy@~5.1.0" \
+ && DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --auto-remove npm >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /root/.npm \
+ && configurable-http-proxy --version \
  && python3 -m venv /opt/spe/venv
 
 COPY pyproject.toml README.md /src/

@@ -126,6 +126,13 @@ build_image() {
     say "$image built in $((SECONDS - start)) s"
 }
 
+check_hub_image() {
+    # The hub image's entry points answer: JupyterHub, the spe CLI and the proxy on its Node.js.
+    say "checking $HUB_IMAGE (jupyterhub --version, spe --help, configurable-http-proxy --version)"
+    "$ENGINE" run --rm --network=none "$HUB_IMAGE" sh -c \
+        'jupyterhub --version && spe --help >/dev/null && configurable-http-proxy --version' >&2
+}
+
 build_base
 CTX="$(mktemp -d)"
 trap 'rm -rf "$CTX"' EXIT
@@ -135,5 +142,6 @@ build_image "$WORKSPACE_IMAGE" images/workspace/Dockerfile "$CTX" \
 if [ "$BUILD_HUB" -eq 1 ]; then
     build_image "$HUB_IMAGE" Dockerfile "$CTX" \
         pyproject.toml README.md lnds_spe Dockerfile jupyterhub_config.py hub
+    check_hub_image
 fi
 say "done"

@@ -18,6 +18,8 @@ PIDFILE="$HUB_DIR/jupyterhub.pid"
 LOGFILE="$HUB_DIR/jupyterhub.log"
 BIND_URL="${SPE_HUB_BIND_URL:-http://127.0.0.1:8000}"
 
+RESTORE_SIGINT_AND_EXEC='import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])'
+
 say() { echo "[hub] $*" >&2; }
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
@@ -33,10 +35,13 @@ start() {
     fi
     say "starting JupyterHub at $BIND_URL (log: $LOGFILE)"
     # The hub is detached from this shell's terminal and pipes (its output goes to the log).
+    # bash starts background jobs with SIGINT ignored; the hub's services would inherit that and
+    # its interrupt-then-terminate shutdown would take 30 s. Restore SIGINT, then exec the hub.
     cd "$HUB_DIR"
     SPE_STATE_DIR="$STATE_DIR" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
         PATH="$(dirname "$PYTHON"):$PATH" \
-        nohup setsid "$PYTHON" -m jupyterhub -f "$ROOT/jupyterhub_config.py" \
+        nohup setsid "$PYTHON" -c "$RESTORE_SIGINT_AND_EXEC" "$PYTHON" -m jupyterhub \
+        -f "$ROOT/jupyterhub_config.py" \
         >>"$LOGFILE" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     cd "$ROOT"
@@ -79,7 +84,7 @@ stop() {
     done
     if kill -0 "$pid" 2>/dev/null; then
         say "still running after 30 s, sending SIGKILL"
-        kill -KILL "$pid"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
     fi
     rm -f "$PIDFILE"
     say "stopped"

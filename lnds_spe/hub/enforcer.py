@@ -108,12 +108,15 @@ def main() -> None:
     api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     registry = open_registry()
     log.info("checking running workspaces every %.0f s", every)
-    while True:
-        try:
-            enforce_once(api, registry, date.today())
-        except Exception:  # the hub may be restarting; try again next round
-            log.exception("enforcement round failed")
-        time.sleep(every)
+    try:
+        while True:
+            try:
+                enforce_once(api, registry, date.today())
+            except Exception:  # the hub may be restarting; try again next round
+                log.exception("enforcement round failed")
+            time.sleep(every)
+    except KeyboardInterrupt:  # the hub stops its services with SIGINT first
+        log.info("stopped")
 
 
 if __name__ == "__main__":
