@@ -2,61 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numba
 import numpy as np
 
 from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
+from lnds_spe.analysis._reduce import SLOT_ADD, SLOT_MAX, SLOT_MIN, fused_reduce
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _reduce_kernel(keys, values, n_groups, threads, want_minmax):
-    """Per-thread partial sums/counts/min/max over row chunks, merged afterwards; NaN skipped."""
-    n = keys.shape[0]
-    sums = np.zeros((threads, n_groups), dtype=np.float64)
-    counts = np.zeros((threads, n_groups), dtype=np.int64)
-    rows = np.zeros((threads, n_groups), dtype=np.int64)
-    width = 1 if want_minmax else 0
-    mins = np.full((threads, n_groups * width), np.inf)
-    maxs = np.full((threads, n_groups * width), -np.inf)
-    bad = np.zeros(threads, dtype=np.int64)
-    chunk = (n + threads - 1) // threads
-    for t in numba.prange(threads):
-        lo = t * chunk
-        hi = min(n, lo + chunk)
-        for i in range(lo, hi):
-            g = keys[i]
-            if g < 0 or g >= n_groups:
-                bad[t] += 1
-                continue
-            rows[t, g] += 1
-            v = values[i]
-            if v == v:
-                sums[t, g] += v
-                counts[t, g] += 1
-                if want_minmax:
-                    if v < mins[t, g]:
-                        mins[t, g] = v
-                    if v > maxs[t, g]:
-                        maxs[t, g] = v
-    out_sum = np.zeros(n_groups)
-    out_count = np.zeros(n_groups, dtype=np.int64)
-    out_rows = np.zeros(n_groups, dtype=np.int64)
-    out_min = np.full(n_groups * width, np.inf)
-    out_max = np.full(n_groups * width, -np.inf)
-    for g in numba.prange(n_groups):
-        for t in range(threads):
-            out_sum[g] += sums[t, g]
-            out_count[g] += counts[t, g]
-            out_rows[g] += rows[t, g]
-            if want_minmax:
-                out_min[g] = min(out_min[g], mins[t, g])
-                out_max[g] = max(out_max[g], maxs[t, g])
-    return out_sum, out_count, out_rows, out_min, out_max, bad.sum()
+SMALL_GROUP_SLOTS = 8192  # up to this many accumulators per copy, spread rows over lanes
+SMALL_LANES = 8
 
 
 def _check_ops(ops: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
@@ -69,98 +27,192 @@ def _check_ops(ops: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
     return ops
 
 
-def groupby_reduce(keys: Any, values: Any, n_groups: int | None = None,
-                   ops: tuple[str, ...] | list[str] | str = REDUCTIONS,
-                   threads: int | None = None) -> dict[str, np.ndarray]:
-    """Reduce `values` by int-coded `keys` in [0, n_groups); NaN values are skipped.
+def _value_columns(values: Any, n_rows: int) -> dict[str, np.ndarray]:
+    """Named, checked value columns: one unnamed column, or a mapping of names to columns."""
+    named = dict(values) if isinstance(values, Mapping) else {"": values}
+    if not named:
+        raise AnalysisInputError("values: expected at least one value column")
+    out = {}
+    for name, col in named.items():
+        arr = column(col, f"values[{name!r}]" if name else "values", "n", length=n_rows)
+        if arr.dtype.kind in "iub" or arr.dtype.itemsize < 4:
+            arr = arr.astype(np.float64)
+        out[name] = arr
+    if len({arr.dtype for arr in out.values()}) > 1:  # the kernel takes one dtype per call
+        out = {name: arr.astype(np.float64, copy=False) for name, arr in out.items()}
+    return out
 
-    Returns one dense array per requested op plus "rows" (rows per group, NaN included);
-    an empty group has sum 0, count 0 and NaN mean/min/max.
-    """
-    ops = _check_ops(ops)
-    keys_arr = column(keys, "keys", "i")
-    vals = column(values, "values", "n", length=keys_arr.shape[0])
-    if vals.dtype.kind in "ib" or vals.dtype.itemsize < 4:
-        vals = vals.astype(np.float64)
-    if n_groups is None:
-        n_groups = int(keys_arr.max()) + 1 if keys_arr.size else 0
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int | np.integer) or n_groups < 0:
-        raise AnalysisInputError(f"n_groups: expected a non-negative integer, got {n_groups!r}")
-    threads = thread_count(threads)
-    numba.set_num_threads(threads)
-    want_minmax = "min" in ops or "max" in ops
-    total, count, rows, mins, maxs, bad = _reduce_kernel(keys_arr, vals, int(n_groups), threads,
-                                                         want_minmax)
-    if bad:
-        raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {n_groups}); "
-                                 "factorise the keys or pass a larger n_groups")
-    empty = count == 0
-    out: dict[str, np.ndarray] = {"rows": rows}
+
+def _column_ops(ops: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The validated reductions for each named column (one spec for all, or one per name)."""
+    if isinstance(ops, Mapping):
+        missing = [name for name in names if name not in ops]
+        if missing or set(ops) - set(names):
+            raise AnalysisInputError(f"ops: expected reductions for exactly the columns {names}, "
+                                     f"got {sorted(ops)}")
+        return {name: _check_ops(ops[name]) for name in names}
+    checked = _check_ops(ops)
+    return {name: checked for name in names}
+
+
+def _slot_layout(col_ops: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulator slots per column (sum, count, min, max; -1 unused) and each slot's kind."""
+    kinds = [SLOT_ADD]  # slot 0: rows per group
+    layout = np.full((len(col_ops), 4), -1, dtype=np.int64)
+    for c, ops in enumerate(col_ops.values()):
+        wanted = (bool({"sum", "mean"} & set(ops)), bool({"mean", "count", "min", "max"} & set(ops)),
+                  "min" in ops, "max" in ops)
+        for k, (want, kind) in enumerate(zip(wanted, (SLOT_ADD, SLOT_ADD, SLOT_MIN, SLOT_MAX),
+                                             strict=True)):
+            if want:
+                layout[c, k] = len(kinds)
+                kinds.append(kind)
+    return layout, np.array(kinds, dtype=np.int64)
+
+
+def _finish(merged: np.ndarray, layout_row: np.ndarray, ops: tuple[str, ...]) -> dict:
+    """The requested reductions of one column from its merged slots (NaN for empty groups)."""
+    s_sum, s_count, s_min, s_max = (int(x) for x in layout_row)
+    count = merged[s_count].astype(np.int64) if s_count >= 0 else None
+    out: dict[str, np.ndarray] = {}
     for op in ops:
         if op == "sum":
-            out["sum"] = total
+            out["sum"] = merged[s_sum]
         elif op == "count":
             out["count"] = count
         elif op == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                out["mean"] = np.where(empty, np.nan, total / np.maximum(count, 1))
-        elif op == "min":
-            out["min"] = np.where(empty, np.nan, mins)
+                out["mean"] = merged[s_sum] / merged[s_count]
         else:
-            out["max"] = np.where(empty, np.nan, maxs)
+            out[op] = np.where(count == 0, np.nan, merged[s_min if op == "min" else s_max])
+    return out
+
+
+def _int_keys(keys: Any) -> tuple[np.ndarray, int | None]:
+    """Integer codes as a numpy view, and the code count when the keys carry a dictionary.
+
+    Arrow dictionary-encoded keys (e.g. strings) are grouped by their indices directly.
+    """
+    if type(keys).__module__.startswith("pyarrow"):
+        import pyarrow as pa
+
+        if isinstance(keys, pa.ChunkedArray) and pa.types.is_dictionary(keys.type):
+            keys = keys.unify_dictionaries().combine_chunks()
+        if isinstance(keys, pa.DictionaryArray):
+            if keys.null_count:
+                raise AnalysisInputError(f"keys: {keys.null_count} null(s); fill them first")
+            return column(keys.indices, "keys", "i"), len(keys.dictionary)
+    return column(keys, "keys", "i"), None
+
+
+def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads: int | None,
+            times: np.ndarray | None = None, origin: int = 0, width: int = 0,
+            n_buckets: int = 1) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """Rows per group and each column's requested reductions, from one fused kernel call."""
+    cols = _value_columns(values, keys_arr.shape[0])
+    col_ops = _column_ops(ops, list(cols))
+    layout, kinds = _slot_layout(col_ops)
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
+    lanes = SMALL_LANES if n_groups * len(kinds) <= SMALL_GROUP_SLOTS else 1
+    merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
+                               n_buckets, tuple(cols.values()), layout, kinds, n_groups, threads,
+                               lanes)
+    if bad:
+        limit = n_groups // n_buckets
+        raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {limit}); "
+                                 "factorise the keys or pass a larger "
+                                 + ("n_keys" if times is not None else "n_groups"))
+    rows = merged[0].astype(np.int64)
+    return rows, {name: _finish(merged, layout[c], col_ops[name])
+                  for c, name in enumerate(cols)}
+
+
+def groupby_reduce(keys: Any, values: Any, n_groups: int | None = None,
+                   ops: Any = REDUCTIONS, threads: int | None = None) -> dict[str, np.ndarray]:
+    """Reduce `values` by int-coded `keys` in [0, n_groups); NaN values are skipped.
+
+    Returns one dense array per requested op plus "rows" (rows per group, NaN included);
+    an empty group has sum 0, count 0 and NaN mean/min/max. `values` may also be a mapping of
+    names to columns, reduced together in one pass: `ops` is then one spec for all or a mapping
+    name -> ops, and the result holds "rows" and "<name>.<op>" arrays. Keys may be an Arrow
+    dictionary array (its indices are the codes, n_groups defaults to the dictionary size).
+    """
+    keys_arr, dict_size = _int_keys(keys)
+    if n_groups is None:
+        n_groups = dict_size if dict_size is not None else (
+            int(keys_arr.max()) + 1 if keys_arr.size else 0)
+    if isinstance(n_groups, bool) or not isinstance(n_groups, int | np.integer) or n_groups < 0:
+        raise AnalysisInputError(f"n_groups: expected a non-negative integer, got {n_groups!r}")
+    rows, per_column = _reduce(keys_arr, values, int(n_groups), ops, threads)
+    if not isinstance(values, Mapping):
+        return {"rows": rows, **per_column[""]}
+    out: dict[str, np.ndarray] = {"rows": rows}
+    for name, stats in per_column.items():
+        out.update({f"{name}.{op}": arr for op, arr in stats.items()})
     return out
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _bucket_codes(times, keys, origin, width, n_buckets, threads):
-    """Group code key * n_buckets + (time - origin) // width for every row."""
-    n = times.shape[0]
-    out = np.empty(n, dtype=np.int64)
+def _min_max(values, threads):
+    """Smallest and largest of a non-empty integer array, in one parallel pass."""
+    n = values.shape[0]
     chunk = (n + threads - 1) // threads
+    lows = np.full(threads, values[0])
+    highs = np.full(threads, values[0])
     for t in numba.prange(threads):
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            out[i] = keys[i] * n_buckets + (times[i] - origin) // width
-    return out
+        lo_v = values[0]
+        hi_v = values[0]
+        for i in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
+            v = values[i]
+            lo_v = min(lo_v, v)
+            hi_v = max(hi_v, v)
+        lows[t] = lo_v
+        highs[t] = hi_v
+    return lows.min(), highs.max()
 
 
 def time_bucket(times: Any, values: Any, bucket: str | int = "hour", keys: Any = None,
-                n_keys: int | None = None, ops: tuple[str, ...] | list[str] | str = REDUCTIONS,
+                n_keys: int | None = None, ops: Any = REDUCTIONS,
                 threads: int | None = None) -> dict[str, np.ndarray]:
     """Reduce values by (key, time bucket); times are int64 epoch seconds or datetime64.
 
     Buckets are aligned to the epoch (like date_trunc in UTC). Only (key, bucket) pairs that
-    have at least one row are returned, ordered by key then bucket start.
+    have at least one row are returned, ordered by key then bucket start. `values` and `ops`
+    take the same forms as in groupby_reduce (a mapping gives "<name>.<op>" results).
     """
     raw = to_numpy(times, "times")
     if raw.dtype.kind == "M":
-        raw = raw.astype("datetime64[s]").view(np.int64)
-    t = column(raw, "times", "i", dtype=np.int64)
+        raw = raw.astype("datetime64[s]", copy=False).view(np.int64)
+    t = column(raw, "times", "i")
     width = BUCKET_SECONDS.get(bucket) if isinstance(bucket, str) else bucket
     if width is None or isinstance(width, bool) or int(width) < 1:
         raise AnalysisInputError(f"bucket: expected one of {tuple(BUCKET_SECONDS)} or a positive "
                                  f"number of seconds, got {bucket!r}")
     width = int(width)
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
     if keys is None:
-        k = np.zeros(t.shape[0], dtype=np.int64)
+        k = np.zeros(t.shape[0], dtype=np.int8)
         n_keys = 1
     else:
         k = column(keys, "keys", "i", length=t.shape[0])
-        if k.size and k.min() < 0:
-            raise AnalysisInputError("keys: negative codes; factorise the keys first")
-        n_keys = int(k.max()) + 1 if n_keys is None and k.size else (n_keys or 0)
+        if n_keys is None:
+            n_keys = int(_min_max(k, threads)[1]) + 1 if k.size else 0
     if t.size == 0:
-        return {"key": np.empty(0, np.int64), "bucket_start": np.empty(0, np.int64),
-                **{op: np.empty(0) for op in _check_ops(ops)}}
-    origin = (int(t.min()) // width) * width
-    n_buckets = (int(t.max()) - origin) // width + 1
-    threads = thread_count(threads)
-    numba.set_num_threads(threads)
-    codes = _bucket_codes(t, k, origin, width, n_buckets, threads)
-    reduced = groupby_reduce(codes, values, n_groups=n_keys * n_buckets, ops=ops,
-                             threads=threads)
-    present = np.flatnonzero(reduced.pop("rows"))
+        names = list(values) if isinstance(values, Mapping) else [""]
+        empty = {f"{name}.{op}" if name else op: np.empty(0)
+                 for name, col_ops in _column_ops(ops, names).items() for op in col_ops}
+        return {"key": np.empty(0, np.int64), "bucket_start": np.empty(0, np.int64), **empty}
+    t_min, t_max = (int(x) for x in _min_max(t, threads))
+    origin = (t_min // width) * width
+    n_buckets = (t_max - origin) // width + 1
+    rows, per_column = _reduce(k, values, int(n_keys) * n_buckets, ops, threads, times=t,
+                               origin=origin, width=width, n_buckets=n_buckets)
+    present = np.flatnonzero(rows)
     out = {"key": present // n_buckets, "bucket_start": origin + (present % n_buckets) * width}
-    out.update({op: arr[present] for op, arr in reduced.items()})
+    for name, stats in per_column.items():
+        out.update({f"{name}.{op}" if name else op: arr[present] for op, arr in stats.items()})
     return out
 
 
