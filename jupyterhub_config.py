@@ -15,8 +15,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the lnds_spe package of this checkout, if not installed
 
 from lnds_spe.config import database_url, state_dir  # noqa: E402
-from lnds_spe.demo import ensure_demo_accounts  # noqa: E402
+from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
+from lnds_spe.demo import DEMO_PASSPHRASE_FILE, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
+from lnds_spe.ingress import PASSPHRASE_ENV, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import startable_projects  # noqa: E402
 
 
@@ -85,6 +87,17 @@ c.SPEPolicyMixin.spe_state_dir = str(STATE)
 c.SPEPolicyMixin.default_workspace_image = env("SPE_WORKSPACE_IMAGE",
                                                "localhost/lnds-spe-workspace:latest")
 c.SPEPolicyMixin.hub_port_for_workspaces = c.JupyterHub.hub_port
+# Datasets are decrypted on the hub side with the SPE's private key (`spe keys init`; passphrase
+# from SPE_KEY_PASSPHRASE, or the demo's generated one) into a per-server directory, verified
+# against their manifest, and mounted read-only; before any key exists only plain data is served.
+KEY_DIR = STATE / "keys"
+if (KEY_DIR / PRIVATE_KEY_NAME).exists():
+    demo_passphrase = KEY_DIR / DEMO_PASSPHRASE_FILE
+    use_demo_passphrase = not os.environ.get(PASSPHRASE_ENV) and demo_passphrase.exists()
+    c.SPEPolicyMixin.prepare_datasets = make_encrypted_preparer(
+        registry_at(REGISTRY_URL), private_key_path=KEY_DIR / PRIVATE_KEY_NAME,
+        passphrase=demo_passphrase.read_text if use_demo_passphrase else None,
+        plain_state_dir=STATE)
 c.SPEDockerSpawner.prefix = env("SPE_CONTAINER_PREFIX", "spe")
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = int(env("SPE_START_TIMEOUT", "180"))

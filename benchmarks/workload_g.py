@@ -275,18 +275,20 @@ def summarise(scale: str, samples: dict[str, list[float]], cold: dict[str, float
     return {"workload": ID, "title": TITLE, "scale": scale, "rows": rows, "goals": goals}
 
 
-def measure(contenders: list[Contender], client, starts: int) -> tuple[dict, dict, dict]:
-    """Warm-up start per hub (with the same-image check), then alternating timed starts."""
+def measure(contenders: list[Contender], client, starts: int,
+            image_id: str) -> tuple[dict, dict, dict]:
+    """Warm-up start per hub (both must serve the same JupyterLab from image_id), then
+    alternating timed starts."""
     cold: dict[str, float] = {}
     served: dict[str, tuple[str, str]] = {}
     for contender in contenders:
-        seconds, lab_version, image_id = start_and_check(contender, client)
+        seconds, lab_version, served_id = start_and_check(contender, client)
         cold[contender.impl] = seconds
-        served[contender.impl] = (lab_version, image_id)
+        served[contender.impl] = (lab_version, served_id)
         print(f"[G] warm-up {contender.impl}: {seconds:.2f} s (JupyterLab {lab_version})",
               file=sys.stderr, flush=True)
-    if len(set(served.values())) != 1:
-        raise harness.Disagreement(f"the hubs served different workspaces: {served}")
+    if len(set(served.values())) != 1 or next(iter(served.values()))[1] != image_id:
+        raise harness.Disagreement(f"the hubs did not both serve image {image_id}: {served}")
     samples: dict[str, list[float]] = {c.impl: [] for c in contenders}
     for round_index in range(starts):
         order = contenders if round_index % 2 == 0 else contenders[::-1]
@@ -296,7 +298,7 @@ def measure(contenders: list[Contender], client, starts: int) -> tuple[dict, dic
             samples[contender.impl].append(seconds)
             print(f"[G] start {round_index + 1}/{starts} {contender.impl}: {seconds:.2f} s",
                   file=sys.stderr, flush=True)
-    lab_version, image_id = next(iter(served.values()))
+    lab_version = next(iter(served.values()))[0]
     return samples, cold, {"jupyterlab": lab_version, "image_id": image_id[:19]}
 
 
@@ -306,7 +308,7 @@ def run(scale: str, threads: int) -> dict:
         raise ValueError(f"scale must be one of {sorted(STARTS)}, not {scale!r}")
     image = workspace_image()
     client = engine_client()
-    check_prerequisites(client, image)
+    image_id = check_prerequisites(client, image)
     network, gateway = default_network(client)
     tag = uuid.uuid4().hex[:6]
     slug = f"gbench{tag}"
@@ -314,22 +316,23 @@ def run(scale: str, threads: int) -> dict:
     passwords = {"user_password": "bench-" + secrets.token_urlsafe(12),
                  "admin_password": secrets.token_urlsafe(32)}
     workdir = Path(tempfile.mkdtemp(prefix="spe-bench-g-"))
-    (workdir / "spe").mkdir()
-    (workdir / "plain").mkdir()
-    contenders = [
-        Contender("SPEDockerSpawner", spe_hub(workdir / "spe", prefixes[0], slug, image,
-                                              passwords),
-                  prefixes[0], slug, {"project": slug, "image": image}),
-        Contender("DockerSpawner", plain_hub(workdir / "plain", prefixes[1], image, network,
-                                             gateway, passwords),
-                  prefixes[1], slug, {}),
-    ]
+    contenders: list[Contender] = []
     try:
+        (workdir / "spe").mkdir()
+        (workdir / "plain").mkdir()
+        contenders = [
+            Contender("SPEDockerSpawner", spe_hub(workdir / "spe", prefixes[0], slug, image,
+                                                  passwords),
+                      prefixes[0], slug, {"project": slug, "image": image}),
+            Contender("DockerSpawner", plain_hub(workdir / "plain", prefixes[1], image, network,
+                                                 gateway, passwords),
+                      prefixes[1], slug, {}),
+        ]
         for contender in contenders:
             contender.hub.launch()
         for contender in contenders:
             contender.hub.wait_up()
-        samples, cold, details = measure(contenders, client, STARTS[scale])
+        samples, cold, details = measure(contenders, client, STARTS[scale], image_id)
     finally:
         for contender in contenders:
             contender.hub.stop_all_servers()

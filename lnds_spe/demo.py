@@ -1,16 +1,20 @@
-"""The demo: one project, its members, a small dataset and generated passwords, made idempotently."""
+"""The demo: one project, its members, an encrypted dataset and generated passwords, made idempotently."""
 
 import json
 import os
 import secrets
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lnds_spe import crypto
 from lnds_spe.errors import SPEError
+from lnds_spe.ingress import PASSPHRASE_ENV, Recipients, upload_dataset
 from lnds_spe.projects import Registry
+from lnds_spe.storage import open_store
 
 DEMO_PROJECT = "demo"
 DEMO_USERS = {
@@ -21,6 +25,7 @@ DEMO_USERS = {
 }
 DEMO_ADMINS = ["admin"]
 ACCOUNTS_FILE = "demo-accounts.json"
+DEMO_PASSPHRASE_FILE = "demo-passphrase"
 
 
 def demo_survey(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
@@ -33,6 +38,33 @@ def demo_survey(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
         "age_band": rng.choice(["18-34", "35-49", "50-64", "65+"], rows),
         "income": np.round(rng.lognormal(10.3, 0.6, rows), 2),
     })
+
+
+def demo_key_passphrase(state_dir: Path) -> str:
+    """The demo's key passphrase ($SPE_KEY_PASSPHRASE wins), generated once into the key dir."""
+    if os.environ.get(PASSPHRASE_ENV):
+        return os.environ[PASSPHRASE_ENV]
+    path = state_dir / "keys" / DEMO_PASSPHRASE_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        _write_private(path, secrets.token_urlsafe(24))
+    return path.read_text()
+
+
+def _upload_demo_survey(registry: Registry, state_dir: Path, actor: str) -> None:
+    """The data holder's step: encrypt the survey for the SPE's key and upload it to the store."""
+    keys = state_dir / "keys"
+    if not (keys / crypto.PUBLIC_KEY_NAME).exists():
+        crypto.generate_keypair(keys, demo_key_passphrase(state_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "survey"
+        source.mkdir()
+        demo_survey().to_csv(source / "survey.csv", index=False)
+        recipients = Recipients(crypto.load_public_key(keys / crypto.PUBLIC_KEY_NAME))
+        upload_dataset(registry, source, DEMO_PROJECT, "survey",
+                       store=open_store((state_dir / "store").as_uri()),
+                       recipients=recipients, actor=actor)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -58,14 +90,8 @@ def init_demo(registry: Registry, state_dir: Path, actor: str) -> dict | None:
             if role not in held:
                 registry.add_member(DEMO_PROJECT, username, role, actor=actor)
 
-    dataset_dir = state_dir / "datasets" / DEMO_PROJECT / "survey"
-    if not (dataset_dir / "survey.csv").exists():
-        dataset_dir.mkdir(parents=True, exist_ok=True)
-        demo_survey().to_csv(dataset_dir / "survey.tmp", index=False)
-        (dataset_dir / "survey.tmp").replace(dataset_dir / "survey.csv")
     if "survey" not in {d.name for d in registry.datasets(DEMO_PROJECT)}:
-        registry.add_dataset(DEMO_PROJECT, "survey", dataset_dir.as_uri(), actor=actor)
-
+        _upload_demo_survey(registry, state_dir, actor)
     accounts, created = ensure_demo_accounts(state_dir)
     return accounts if created else None
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
 from lnds_spe.analysis._reduce import SLOT_ADD, SLOT_MAX, SLOT_MIN, fused_reduce
+from lnds_spe.analysis._strings import apply_remap, factorize_parallel, first_seen_remap
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -216,113 +217,15 @@ def time_bucket(times: Any, values: Any, bucket: str | int = "hour", keys: Any =
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _hash_bytes(data, start, stop):
-    """FNV-1a hash of data[start:stop]."""
-    h = np.uint64(14695981039346656037)
-    for i in range(start, stop):
-        h = (h ^ np.uint64(data[i])) * np.uint64(1099511628211)
-    return h
+def _arrow_string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any] | None:
+    """Offsets, aligned 8-byte words and bytes of an Arrow (large_)string array, else None.
 
-
-@numba.njit(cache=True, nogil=True)
-def _same_bytes(data, a0, a1, b0, b1):
-    """Whether data[a0:a1] equals data[b0:b1]."""
-    if a1 - a0 != b1 - b0:
-        return False
-    i = 0
-    while i < a1 - a0 and data[a0 + i] == data[b0 + i]:
-        i += 1
-    return i == a1 - a0
-
-
-@numba.njit(cache=True, nogil=True)
-def _factorize_offsets(offsets, data, lo, hi):
-    """Codes in first-seen order for strings lo..hi-1 given Arrow-style offsets and bytes."""
-    n = hi - lo
-    size = 64
-    while size < 2 * n and size < (1 << 30):
-        size *= 2
-    table = np.full(size, -1, dtype=np.int64)  # slot -> code
-    firsts = np.empty(min(n, size), dtype=np.int64)  # code -> row of its first occurrence
-    codes = np.empty(n, dtype=np.int32)
-    mask = np.uint64(size - 1)
-    n_codes = 0
-    for r in range(lo, hi):
-        s0 = offsets[r]
-        s1 = offsets[r + 1]
-        slot = _hash_bytes(data, s0, s1) & mask
-        while True:
-            c = table[slot]
-            if c == -1:
-                table[slot] = n_codes
-                firsts[n_codes] = r
-                codes[r - lo] = n_codes
-                n_codes += 1
-                break
-            f = firsts[c]
-            if _same_bytes(data, offsets[f], offsets[f + 1], s0, s1):
-                codes[r - lo] = c
-                break
-            slot = (slot + np.uint64(1)) & mask
-    return codes, firsts[:n_codes]
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _factorize_parallel(offsets, data, threads):
-    """Factorise chunks in parallel, then merge the chunk dictionaries into first-seen order."""
-    n = offsets.shape[0] - 1
-    chunk = (n + threads - 1) // threads
-    codes = np.empty(n, dtype=np.int32)
-    local_firsts = []
-    for _ in range(threads):
-        local_firsts.append(np.empty(0, dtype=np.int64))
-    for t in numba.prange(threads):
-        lo = min(n, t * chunk)
-        hi = min(n, lo + chunk)
-        c, f = _factorize_offsets(offsets, data, lo, hi)
-        codes[lo:hi] = c
-        local_firsts[t] = f
-    # merge: the chunk-local first rows, in chunk order, factorised again give global codes
-    total = 0
-    for t in range(threads):
-        total += local_firsts[t].shape[0]
-    rows = np.empty(total, dtype=np.int64)
-    pos = 0
-    for t in range(threads):
-        f = local_firsts[t]
-        rows[pos:pos + f.shape[0]] = f
-        pos += f.shape[0]
-    sub_offsets = np.empty(total + 1, dtype=np.int64)
-    sub_offsets[0] = 0
-    for j in range(total):
-        sub_offsets[j + 1] = sub_offsets[j] + offsets[rows[j] + 1] - offsets[rows[j]]
-    sub_data = np.empty(sub_offsets[total], dtype=np.uint8)
-    for j in range(total):
-        sub_data[sub_offsets[j]:sub_offsets[j + 1]] = data[offsets[rows[j]]:offsets[rows[j] + 1]]
-    merged, firsts = _factorize_offsets(sub_offsets, sub_data, 0, total)
-    global_rows = rows[firsts]
-    base = 0
-    for t in range(threads):
-        m = local_firsts[t].shape[0]
-        lo = min(n, t * chunk)
-        hi = min(n, lo + chunk)
-        remap = merged[base:base + m]
-        for i in numba.prange(hi - lo):
-            codes[lo + i] = remap[codes[lo + i]]
-        base += m
-    return codes, global_rows
-
-
-def _arrow_string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray, Any] | None:
-    """Offsets and bytes of an Arrow (large_)string array without copying, else None."""
-    module = type(arr).__module__
-    if not module.startswith("pyarrow"):
-        return None
+    Nothing is copied unless the array has several chunks or is a string view.
+    """
     import pyarrow as pa
 
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_string_view(arr.type):
         arr = arr.cast(pa.large_string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
@@ -332,16 +235,43 @@ def _arrow_string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray, Any] | None
     _, off_buf, data_buf = arr.buffers()
     off_type = np.int32 if pa.types.is_string(arr.type) else np.int64
     offsets = np.frombuffer(off_buf, dtype=off_type)[arr.offset:arr.offset + len(arr) + 1]
-    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
-            else np.empty(0, np.uint8))
-    return offsets, data, arr
+    if data_buf is None or data_buf.size == 0:
+        data = np.zeros(8, np.uint8)
+    else:
+        data = np.frombuffer(data_buf, dtype=np.uint8)
+    whole = data.size // 8 * 8
+    words = data[:whole].view(np.uint64) if data.ctypes.data % 8 == 0 else np.empty(0, np.uint64)
+    return offsets, words, data, arr
+
+
+def _factorize_dictionary(arr: Any, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in first-seen order from an Arrow dictionary array's indices, without hashing rows.
+
+    Duplicate and unused dictionary entries are merged or dropped, as pandas.factorize would.
+    """
+    if arr.null_count:
+        raise AnalysisInputError(f"keys: {arr.null_count} null(s); fill them first")
+    indices = column(arr.indices, "keys", "i")
+    entry_codes, entry_uniques = factorize(arr.dictionary, threads=threads)
+    n_rows = indices.shape[0]
+    entry_first = first_seen_remap(indices, len(arr.dictionary), threads)
+    unique_first = np.full(len(entry_uniques), n_rows, dtype=np.int64)
+    np.minimum.at(unique_first, entry_codes, entry_first)
+    used = np.flatnonzero(unique_first < n_rows)
+    order = used[np.argsort(unique_first[used], kind="stable")]
+    rank = np.full(len(entry_uniques), -1, dtype=np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    remap = rank[entry_codes]
+    if indices.dtype == np.int32 and np.array_equal(remap, np.arange(remap.size)):
+        return indices, entry_uniques[order]
+    return apply_remap(indices, remap, threads), entry_uniques[order]
 
 
 def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Int32 codes (first-seen order) and the unique values of string or other keys.
 
     Arrow string arrays (and pandas Series backed by them) are hashed in parallel straight from
-    their buffers; other inputs fall back to pandas.factorize.
+    their buffers; Arrow dictionary arrays reuse their indices; other inputs use pandas.factorize.
     """
     source = keys
     if type(keys).__module__.startswith("pandas") and hasattr(keys, "array"):
@@ -351,7 +281,17 @@ def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.nda
             source = pa.array(keys.array)
         except (ImportError, TypeError, ValueError, AttributeError):
             source = keys
-    buffers = _arrow_string_buffers(source)
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
+    buffers = None
+    if type(source).__module__.startswith("pyarrow"):
+        import pyarrow as pa
+
+        if isinstance(source, pa.ChunkedArray) and pa.types.is_dictionary(source.type):
+            source = source.unify_dictionaries().combine_chunks()
+        if isinstance(source, pa.DictionaryArray):
+            return _factorize_dictionary(source, threads)
+        buffers = _arrow_string_buffers(source)
     if buffers is None:
         import pandas as pd
 
@@ -360,11 +300,9 @@ def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.nda
             raise AnalysisInputError(f"keys: expected a 1-D array, got shape {arr.shape}")
         codes, uniques = pd.factorize(arr, use_na_sentinel=False)
         return codes.astype(np.int32), np.asarray(uniques)
-    offsets, data, arrow_arr = buffers
-    threads = thread_count(threads)
-    numba.set_num_threads(threads)
+    offsets, words, data, arrow_arr = buffers
     if offsets.shape[0] <= 1:
         return np.empty(0, np.int32), np.empty(0, dtype=object)
-    codes, first_rows = _factorize_parallel(offsets, data, threads)
+    codes, first_rows = factorize_parallel(offsets, words, data, threads)
     uniques = arrow_arr.take(first_rows).to_numpy(zero_copy_only=False)
     return codes, uniques

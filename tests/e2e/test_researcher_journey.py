@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lnds_spe.projects import open_registry
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,9 +66,25 @@ def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_p
                        "print('rows', len(df), 'cols', list(df.columns))")
     page.keyboard.press("Shift+Enter")
     output = page.locator(".jp-OutputArea-output").first
-    output.wait_for(timeout=120_000)
-    page.screenshot(path=str(tmp_path / "lab.png"))
+    try:
+        output.wait_for(timeout=180_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "lab.png"))
     assert "rows 2000 cols ['region', 'sex', 'age_band', 'income']" in output.inner_text()
+
+    # The data was decrypted on the hub side for this workspace only, and goes when it stops.
+    decrypted = state / "workspaces" / "alice" / "demo" / "data" / "survey" / "survey.csv"
+    assert decrypted.exists()
+    page.goto(f"{url}/hub/home")
+    page.click("#stop-demo")
+    page.wait_for_selector("#start-demo", state="visible", timeout=120_000)
+    assert not decrypted.exists()
+    registry = open_registry(f"sqlite:///{state / 'spe.sqlite'}")
+    actions = [e.action for e in registry.audit.query(project="demo")]
+    for done in ("dataset.upload", "dataset.decrypt", "dataset.mount", "workspace.spawn",
+                 "workspace.stop"):
+        assert done in actions
+    assert registry.audit.verify()[1] is None
 
 
 def test_non_member_sees_no_project_and_is_refused(browser, demo_hub):
