@@ -24,20 +24,18 @@ def _grow(table, hashes, n_codes):
 
 
 @numba.njit(cache=True, nogil=True)
-def factorize_range(offsets, words, data, lo, hi, codes):
-    """Codes (first-seen order within lo..hi-1) written to codes[lo:hi]; returns first rows.
+def _factorize_rows(offsets, words, data, start, hi, table, hashes, firsts, n_codes, codes):
+    """Codes for rows start..hi-1 until a new string would pass half load; (next row, codes).
 
-    The open-addressing table starts small and doubles at half load, so a chunk with few
-    distinct strings stays in cache.
+    Hashing and comparing are written out inline: numba leaves helper calls in this loop
+    un-inlined and pays array reference counting on every call, about ten times slower.
+    A string of at most 8 bytes is identified by its length and hash (the hash of one word
+    is a bijection), so only longer strings are compared byte by byte.
     """
-    table = np.full(_START_SLOTS, -1, dtype=np.int32)
-    hashes = np.empty(_START_SLOTS // 2, dtype=np.uint64)
-    firsts = np.empty(_START_SLOTS // 2, dtype=np.int64)
-    n_codes = 0
     n_words = words.shape[0]
-    # hashing and comparing are written out here: numba (0.68) leaves helper calls in this
-    # loop un-inlined and pays array reference counting on each call, ~10x slower
-    for r in range(lo, hi):
+    mask = np.uint64(table.shape[0] - 1)
+    limit = table.shape[0] // 2
+    for r in range(start, hi):
         s0 = np.int64(offsets[r])
         s1 = np.int64(offsets[r + 1])
         h = np.uint64(s1 - s0) * _MUL
@@ -62,7 +60,6 @@ def factorize_range(offsets, words, data, lo, hi, codes):
         h ^= h >> np.uint64(32)
         h *= _MUL
         h ^= h >> np.uint64(29)
-        mask = np.uint64(table.shape[0] - 1)
         slot = h & mask
         while True:
             c = table[slot]
@@ -71,7 +68,7 @@ def factorize_range(offsets, words, data, lo, hi, codes):
             if hashes[c] == h:
                 f0 = np.int64(offsets[firsts[c]])
                 same = np.int64(offsets[firsts[c] + 1]) - f0 == s1 - s0
-                i = 0
+                i = 0 if s1 - s0 > 8 else s1 - s0
                 while same and i < s1 - s0:
                     same = data[f0 + i] == data[s0 + i]
                     i += 1
@@ -79,18 +76,34 @@ def factorize_range(offsets, words, data, lo, hi, codes):
                     break
             slot = (slot + np.uint64(1)) & mask
         if c == -1:
+            if n_codes == limit:
+                return r, n_codes
             c = n_codes
-            if n_codes == hashes.shape[0]:
-                hashes = np.concatenate((hashes, np.empty_like(hashes)))
-                firsts = np.concatenate((firsts, np.empty_like(firsts)))
             hashes[c] = h
             firsts[c] = r
+            table[slot] = c
             n_codes += 1
-            if 2 * n_codes > table.shape[0]:
-                table = _grow(table, hashes, n_codes)
-            else:
-                table[slot] = c
         codes[r] = c
+    return hi, n_codes
+
+
+@numba.njit(cache=True, nogil=True)
+def factorize_range(offsets, words, data, lo, hi, codes):
+    """Codes (first-seen order within lo..hi-1) written to codes[lo:hi]; returns first rows.
+
+    The open-addressing table starts small and doubles at half load, so a chunk with few
+    distinct strings stays in cache.
+    """
+    table = np.full(_START_SLOTS, -1, dtype=np.int32)
+    hashes = np.empty(_START_SLOTS // 2, dtype=np.uint64)
+    firsts = np.empty(_START_SLOTS // 2, dtype=np.int64)
+    r, n_codes = _factorize_rows(offsets, words, data, lo, hi, table, hashes, firsts, 0, codes)
+    while r < hi:
+        hashes = np.concatenate((hashes, np.empty_like(hashes)))
+        firsts = np.concatenate((firsts, np.empty_like(firsts)))
+        table = _grow(table, hashes, n_codes)
+        r, n_codes = _factorize_rows(offsets, words, data, r, hi, table, hashes, firsts,
+                                     n_codes, codes)
     return firsts[:n_codes].copy()
 
 
