@@ -28,9 +28,14 @@ import pytest
 import requests
 import websocket
 
+from lnds_spe.crypto import generate_keypair
+
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
 DEFAULT_SOCKET = "/run/spe/podman.sock"
+SECRETS = {"SPE_KEY_PASSPHRASE": "kp-" + secrets.token_hex(12),
+           "AWS_ACCESS_KEY_ID": "ak-" + secrets.token_hex(12),
+           "AWS_SECRET_ACCESS_KEY": "sk-" + secrets.token_hex(12)}
 PASSWORD = "test-" + secrets.token_urlsafe(8)
 ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(32)
 
@@ -293,6 +298,8 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     hub_dir.mkdir()
     (state_dir / "demo-accounts.json").write_text(
         json.dumps({"user_password": PASSWORD, "admin_password": ADMIN_PASSWORD}))
+    # Hub-side secrets the workspaces must never see (D3): the SPE's key pair and store keys.
+    generate_keypair(state_dir / "keys", SECRETS["SPE_KEY_PASSPHRASE"])
     env = {
         **os.environ,
         "DOCKER_HOST": f"unix://{engine_socket()}",
@@ -307,6 +314,7 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         "SPE_ACTIVITY_INTERVAL": "10",
         "SPE_HUB_ACTIVITY_INTERVAL": "10",
         "PYTHONPATH": str(ROOT),
+        **SECRETS,
     }
     hub = Hub(url=f"http://127.0.0.1:{port}", state_dir=state_dir, env=env,
               log_path=hub_dir / "jupyterhub.log", prefix=prefix)
