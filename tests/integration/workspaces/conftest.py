@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,6 +28,8 @@ import pytest
 import requests
 import websocket
 
+from benchmarks import hubs
+from benchmarks.hubs import HubError, HubProcess, free_port
 from lnds_spe.crypto import generate_keypair
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,20 +47,12 @@ def fail_missing(what: str, how: str) -> None:
     pytest.fail(f"{what} is missing: {how}", pytrace=False)
 
 
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def engine_socket() -> str:
     """The container engine's API socket path, or fail naming what to run."""
-    host = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    path = host.removeprefix("unix://")
-    if not os.path.exists(path):
-        fail_missing(f"container engine API socket {path}", "run scripts/engine-setup.sh")
-    return path
+    try:
+        return hubs.engine_socket()
+    except HubError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 def engine_get(path: str) -> requests.Response:
@@ -78,89 +72,20 @@ def inspect_container(name: str) -> dict:
 
 # --- The hub ----------------------------------------------------------------------------------
 
-@dataclass
-class Hub:
-    """A running JupyterHub and the registry behind it."""
+@dataclass(kw_only=True)
+class Hub(HubProcess):
+    """A running JupyterHub (the benchmarks' HubProcess) and the registry behind it."""
 
-    url: str
     state_dir: Path
-    env: dict[str, str]
-    log_path: Path
     prefix: str
-    process: subprocess.Popen | None = None
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def api(self) -> str:
-        """The hub's REST API base URL."""
-        return f"{self.url}/hub/api"
 
     def start(self) -> None:
         """Start the hub in the background and wait until its API answers (about 10 s)."""
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "jupyterhub_config.py")],
-                cwd=self.state_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"JupyterHub exited:\n{self.log_tail()}", pytrace=False)
-            try:
-                if requests.get(self.api, timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"JupyterHub did not answer within 90 s:\n{self.log_tail()}", pytrace=False)
-
-    def stop(self) -> None:
-        """Stop the hub (SIGTERM, as scripts/hub.sh does); workspaces keep running."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the hub's log, for failure messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def login(self, username: str) -> requests.Session:
-        """A browser-like session logged in with the shared demo password."""
-        session = requests.Session()
-        page = session.get(f"{self.url}/hub/login", timeout=30)
-        xsrf = session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"',
-                                                         page.text).group(1)
-        password = ADMIN_PASSWORD if username == "admin" else PASSWORD
-        answer = session.post(f"{self.url}/hub/login?next=", timeout=30, allow_redirects=False,
-                              data={"username": username, "password": password, "_xsrf": xsrf})
-        assert answer.status_code == 302, f"login of {username} failed: {answer.status_code}"
-        session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", xsrf)
-        return session
-
-    def token(self, username: str) -> str:
-        """An API token of the user (created through a real login, then cached)."""
-        if username not in self.tokens:
-            session = self.login(username)
-            answer = session.post(f"{self.api}/users/{username}/tokens",
-                                  json={"note": "tests"}, timeout=30)
-            assert answer.status_code in (200, 201), answer.text
-            self.tokens[username] = answer.json()["token"]
-        return self.tokens[username]
-
-    def call(self, username: str, method: str, path: str, **kwargs) -> requests.Response:
-        """A hub REST API call made with the user's own token."""
-        headers = {"Authorization": f"token {self.token(username)}"}
-        return requests.request(method, f"{self.api}{path}", headers=headers, timeout=120,
-                                **kwargs)
-
-    def server(self, username: str, name: str) -> dict | None:
-        """The hub's model of a user's named server, None if it has none."""
-        answer = self.call("admin", "GET", f"/users/{username}")
-        answer.raise_for_status()
-        return answer.json().get("servers", {}).get(name)
+        self.launch()
+        try:
+            self.wait_up(90)
+        except HubError as error:
+            pytest.fail(str(error), pytrace=False)
 
     def spawn(self, username: str, server: str, **options) -> requests.Response:
         """Ask the hub to start a user's named server with these user_options; its first answer."""
@@ -190,12 +115,6 @@ class Hub:
             time.sleep(1)
         pytest.fail(f"{username}/{project} still running after {timeout} s:\n{self.log_tail()}",
                     pytrace=False)
-
-    def stop_server(self, username: str, project: str) -> None:
-        """Stop a server and wait until the hub forgets it."""
-        answer = self.call(username, "DELETE", f"/users/{username}/servers/{project}")
-        assert answer.status_code in (202, 204), answer.text
-        self.wait_gone(username, project, 120)
 
     def registry(self):
         """The registry the hub uses (same SQLite file)."""
@@ -316,8 +235,9 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         "PYTHONPATH": str(ROOT),
         **SECRETS,
     }
-    hub = Hub(url=f"http://127.0.0.1:{port}", state_dir=state_dir, env=env,
-              log_path=hub_dir / "jupyterhub.log", prefix=prefix)
+    hub = Hub(label="test", config=ROOT / "jupyterhub_config.py", url=f"http://127.0.0.1:{port}",
+              env=env, workdir=hub_dir, passwords={"user": PASSWORD, "admin": ADMIN_PASSWORD},
+              state_dir=state_dir, prefix=prefix)
     hub.start()
     try:
         yield hub
