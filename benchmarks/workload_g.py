@@ -20,7 +20,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ import requests
 
 from benchmarks import harness
 from benchmarks.hubs import ROOT, HubError, HubProcess, engine_socket, free_port, require_tools
+from lnds_spe.hub.firewall import remove_firewall
+from lnds_spe.hub.lockdown import network_name
 
 ID = "G"
 TITLE = "Workspace start, click to ready JupyterLab: SPE spawner vs plain DockerSpawner"
@@ -243,21 +244,6 @@ def remove_engine_objects(client, prefixes: list[str]) -> None:
                 network.remove()
 
 
-def remove_firewall_chain(slug: str) -> None:
-    """Remove the host firewall chain the SPE spawner installed for the run's project."""
-    from lnds_spe.hub.firewall import chain_name
-
-    chain = chain_name(slug)
-    rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
-                           text=True).stdout.splitlines()
-    for rule in rules:
-        parts = rule.split()
-        if parts and parts[0] == "-A" and parts[-1] == chain:
-            subprocess.run(["iptables", "-w", "-D", *parts[1:]], capture_output=True)
-    subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
-    subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
-
-
 def summarise(scale: str, samples: dict[str, list[float]], cold: dict[str, float],
               details: dict) -> dict:
     """Rows (p50 as warm, warm-up start as cold) and the goal: SPE at most 1.3x the plain start."""
@@ -338,7 +324,7 @@ def run(scale: str, threads: int) -> dict:
             contender.hub.stop_all_servers()
             contender.hub.stop()
         remove_engine_objects(client, prefixes)
-        remove_firewall_chain(slug)
+        remove_firewall(network_name(prefixes[0], slug))
         shutil.rmtree(workdir, ignore_errors=True)
         client.close()
     details["plain_network"] = network

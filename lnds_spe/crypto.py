@@ -2,9 +2,12 @@
 
 The library's own `lib.encrypt`/`lib.decrypt` stop silently at a short read and swallow OS
 errors, so the segment loops are written here: every read fills its buffer, every error
-propagates. Headers, key files and the per-segment ChaCha20-Poly1305 come from `crypt4gh`, so the
-files are byte-compatible with the reference CLI. The plaintext sha256 runs in a helper thread
-(hashlib releases the GIL) while the calling thread encrypts or decrypts the next chunk.
+propagates. Headers and key files come from `crypt4gh`; each segment is the IETF
+ChaCha20-Poly1305 that Crypt4GH specifies (random 12-byte nonce, ciphertext, 16-byte MAC), done by
+`cryptography` in place (`encrypt_into`/`decrypt_into`), about twice as fast here as the library's
+libsodium binding, so the files are byte-compatible with the reference CLI. The plaintext sha256
+runs in a helper thread (hashlib releases the GIL) while the calling thread encrypts or decrypts
+the next chunk.
 
 A manifest (plaintext size and sha256, file list) is bound to one encrypted object by an
 HMAC-SHA256 keyed from that object's Crypt4GH session key: the uploader needs no SPE secret to
@@ -27,13 +30,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from crypt4gh import SEGMENT_SIZE, sodium
 from crypt4gh import header as c4gh_header
 
 from lnds_spe.errors import SPEError
 
+if TYPE_CHECKING:  # `cryptography` is imported when a stream first needs it
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+NONCE_SIZE = 12
 CIPHER_DIFF = 28  # 12-byte nonce + 16-byte MAC per segment
 CIPHER_SEGMENT_SIZE = SEGMENT_SIZE + CIPHER_DIFF
 SEGMENTS_PER_CHUNK = 16  # work in 1 MiB plaintext chunks: few Python calls per byte
@@ -297,8 +304,30 @@ class _BackgroundHash:
         return self.digest.hexdigest()
 
 
+def _segment_cipher(session_key: bytes) -> ChaCha20Poly1305:
+    """The per-segment AEAD of a Crypt4GH payload (IETF ChaCha20-Poly1305) for this session key."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # loaded when used
+
+    return ChaCha20Poly1305(session_key)
+
+
+def _encrypt_segments(cipher: ChaCha20Poly1305, plain: memoryview, out: memoryview) -> int:
+    """Encrypt `plain` as Crypt4GH segments (nonce, ciphertext, MAC) into `out`; bytes written."""
+    count = -(-len(plain) // SEGMENT_SIZE)
+    nonces = memoryview(os.urandom(NONCE_SIZE * count))  # one system call for all the nonces
+    produced = 0
+    for index in range(count):
+        segment = plain[index * SEGMENT_SIZE:(index + 1) * SEGMENT_SIZE]
+        nonce = nonces[index * NONCE_SIZE:(index + 1) * NONCE_SIZE]
+        end = produced + CIPHER_DIFF + len(segment)
+        out[produced:produced + NONCE_SIZE] = nonce
+        cipher.encrypt_into(nonce, segment, None, out[produced + NONCE_SIZE:end])
+        produced = end
+    return produced
+
+
 class EncryptingWriter:
-    """Take plaintext by `write`, send Crypt4GH segments to `sink`, hash the plaintext meanwhile.
+    """Take plaintext by `write` (or `fill_from`), send Crypt4GH segments to `sink`, hash meanwhile.
 
     Call `finish()` once after the last write; it flushes the last (short) segment.
     """
@@ -308,6 +337,7 @@ class EncryptingWriter:
         self.session_key = session_key
         self.plain = _BackgroundHash(pool)
         self.encrypted_size = 0
+        self._segment_cipher = _segment_cipher(session_key)
         self._buffers = [bytearray(CHUNK_SIZE), bytearray(CHUNK_SIZE)]
         self._current = 0
         self._filled = 0
@@ -327,16 +357,21 @@ class EncryptingWriter:
                 self._emit()
         return taken
 
+    def fill_from(self, source: BinaryIO) -> int:
+        """Read plaintext from `source` straight into the chunk buffer (no copy); 0 at EOF."""
+        free = memoryview(self._buffers[self._current])[self._filled:]
+        n = readinto_full(source, free)
+        self._filled += n
+        if self._filled == CHUNK_SIZE:
+            self._emit()
+        return n
+
     def _emit(self) -> None:
         """Hash (in the helper thread) and encrypt the current chunk, then switch buffers."""
         chunk = memoryview(self._buffers[self._current])[:self._filled]
         self.plain.submit(chunk)
         out = memoryview(self._cipher)
-        produced = 0
-        for start in range(0, len(chunk), SEGMENT_SIZE):
-            produced += sodium.chacha20poly1305_encrypt(
-                out[produced:produced + CIPHER_SEGMENT_SIZE], chunk[start:start + SEGMENT_SIZE],
-                self.session_key)
+        produced = _encrypt_segments(self._segment_cipher, chunk, out)
         self.sink.write(out[:produced])
         self.encrypted_size += produced
         self._current ^= 1  # the other buffer: submit() waited for its hash to finish
@@ -353,10 +388,7 @@ def encrypt_stream(source: BinaryIO, sink: Writable, session_key: bytes, pool: T
                    progress: Callable[[int], None] | None = None) -> EncryptingWriter:
     """Encrypt all of `source` (a payload only; write the header first) into `sink`."""
     writer = EncryptingWriter(sink, session_key, pool)
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    while n := readinto_full(source, view):
-        writer.write(view[:n])
+    while n := writer.fill_from(source):
         if progress:
             progress(n)
     writer.finish()
@@ -380,6 +412,7 @@ class DecryptingReader(io.RawIOBase):
         self.plain = _BackgroundHash(pool)
         self.payload_size = 0
         self._progress = progress
+        self._segment_cipher = _segment_cipher(session_key)
         self._cipher = bytearray(CIPHER_CHUNK_SIZE)
         self._buffers = [bytearray(CHUNK_SIZE), bytearray(CHUNK_SIZE)]
         self._current = 1
@@ -401,23 +434,31 @@ class DecryptingReader(io.RawIOBase):
         self._current ^= 1
         # the buffer about to be overwritten was submitted two chunks ago; submit() waited on it
         out = memoryview(self._buffers[self._current])
-        cipher = memoryview(self._cipher)[:got]
-        produced = 0
-        for start in range(0, got, CIPHER_SEGMENT_SIZE):
-            piece = cipher[start:start + CIPHER_SEGMENT_SIZE]
-            self._segment_number += 1
-            if len(piece) <= CIPHER_DIFF:
-                raise SPEError(f"{self.what} is truncated inside segment {self._segment_number}")
-            try:
-                produced += sodium.chacha20poly1305_decrypt(
-                    out[produced:produced + SEGMENT_SIZE], piece, self.session_key)
-            except ValueError:
-                raise SPEError(f"{self.what}: segment {self._segment_number} fails authentication "
-                               "(corrupted or tampered): nothing was used") from None
+        produced = self._decrypt_segments(memoryview(self._cipher)[:got], out)
         self._view = out[:produced]
         self.plain.submit(self._view)
         if self._progress:
             self._progress(got)
+
+    def _decrypt_segments(self, cipher: memoryview, out: memoryview) -> int:
+        """Authenticate and decrypt whole segments of `cipher` into `out`; plaintext bytes."""
+        from cryptography.exceptions import InvalidTag
+
+        produced = 0
+        for start in range(0, len(cipher), CIPHER_SEGMENT_SIZE):
+            piece = cipher[start:start + CIPHER_SEGMENT_SIZE]
+            self._segment_number += 1
+            if len(piece) <= CIPHER_DIFF:
+                raise SPEError(f"{self.what} is truncated inside segment {self._segment_number}")
+            size = len(piece) - CIPHER_DIFF
+            try:
+                self._segment_cipher.decrypt_into(piece[:NONCE_SIZE], piece[NONCE_SIZE:], None,
+                                                  out[produced:produced + size])
+            except InvalidTag:
+                raise SPEError(f"{self.what}: segment {self._segment_number} fails authentication "
+                               "(corrupted or tampered): nothing was used") from None
+            produced += size
+        return produced
 
     def readinto(self, target) -> int:
         """Copy decrypted bytes into `target`; 0 only at the end of the payload."""

@@ -5,123 +5,104 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-BLOCK_ROWS = 2048
-SLOT_ADD, SLOT_MIN, SLOT_MAX = 0, 1, 2
 
+def slot_layout(n_columns: int, minmax: bool) -> np.ndarray:
+    """Accumulator slot of each column's sum, count, min and max (-1 when not kept).
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _group_of(keys, times, i, origin, width, n_buckets, n_groups):
-    """Group index of row i (key, or key × time bucket when width > 0); -1 when out of range."""
-    g = np.int64(keys[i])
-    if width > 0:
-        d = np.int64(times[i]) - origin
-        if d < 0:
-            return np.int64(-1)
-        g = g * n_buckets + d // width
-    if g < 0 or g >= n_groups:
-        return np.int64(-1)
-    return g
+    Slot 0 counts rows per group; then each column has sum and count (and min, max).
+    """
+    stride = 4 if minmax else 2
+    layout = np.full((n_columns, 4), -1, dtype=np.int64)
+    for c in range(n_columns):
+        layout[c, :stride] = 1 + c * stride + np.arange(stride)
+    return layout
 
 
 @numba.njit(cache=True, nogil=True)
-def _init_partial(acc, slot_kind, n_groups):
-    """Set one thread's accumulators to the identity of each slot (0, +inf for min, -inf max)."""
-    n_slots = slot_kind.shape[0]
+def _fold_rows(partial, base, n_slots, keys, times, origin, width, n_buckets, columns, minmax,
+               n_groups, lo, hi):
+    """Initialise one thread's accumulators at partial[base:], fold rows lo..hi-1 into them.
+
+    Kept out of the parallel region, where numba compiles the same loop several times slower.
+    Returns the number of rows whose group is outside [0, n_groups).
+    """
+    n_cols = len(columns)
+    stride = 4 if minmax else 2
     for g in range(n_groups):
-        base = g * n_slots
-        for s in range(n_slots):
-            k = slot_kind[s]
-            acc[base + s] = np.inf if k == SLOT_MIN else (-np.inf if k == SLOT_MAX else 0.0)
-
-
-@numba.njit(cache=True, nogil=True)
-def _accumulate_block(acc, col, start, gbuf, m, layout_row):
-    """Fold one value column of a block of m rows (group offsets in gbuf) into acc; NaN skipped."""
-    s_sum, s_count, s_min, s_max = layout_row[0], layout_row[1], layout_row[2], layout_row[3]
-    if s_min < 0 and s_max < 0:
-        if s_count < 0:
-            for j in range(m):
-                b = gbuf[j]
-                v = col[start + j]
-                if b >= 0 and v == v:
-                    acc[b + s_sum] += v
-        elif s_sum < 0:
-            for j in range(m):
-                b = gbuf[j]
-                v = col[start + j]
-                if b >= 0 and v == v:
-                    acc[b + s_count] += 1.0
-        else:
-            for j in range(m):
-                b = gbuf[j]
-                v = col[start + j]
-                if b >= 0 and v == v:
-                    acc[b + s_sum] += v
-                    acc[b + s_count] += 1.0
-        return
-    for j in range(m):
-        b = gbuf[j]
-        v = col[start + j]
-        if b >= 0 and v == v:
-            if s_sum >= 0:
-                acc[b + s_sum] += v
-            acc[b + s_count] += 1.0
-            if s_min >= 0 and v < acc[b + s_min]:
-                acc[b + s_min] = v
-            if s_max >= 0 and v > acc[b + s_max]:
-                acc[b + s_max] = v
+        b = base + g * n_slots
+        partial[b] = 0.0
+        for c in range(n_cols):
+            s = b + 1 + c * stride
+            partial[s] = 0.0
+            partial[s + 1] = 0.0
+            if minmax:
+                partial[s + 2] = np.inf
+                partial[s + 3] = -np.inf
+    n_bad = 0
+    for i in range(lo, hi):
+        g = np.int64(keys[i])
+        if width > 0:
+            d = np.int64(times[i]) - origin
+            g = g * n_buckets + d // width if d >= 0 else np.int64(-1)
+        if g < 0 or g >= n_groups:
+            n_bad += 1
+            continue
+        b = base + g * n_slots
+        partial[b] += 1.0
+        for c in range(n_cols):
+            v = columns[c][i]
+            if v == v:
+                s = b + 1 + c * stride
+                partial[s] += v
+                partial[s + 1] += 1.0
+                if minmax:
+                    if v < partial[s + 2]:
+                        partial[s + 2] = v
+                    if v > partial[s + 3]:
+                        partial[s + 3] = v
+    return n_bad
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def fused_reduce(keys, times, origin, width, n_buckets, columns, layout, slot_kind, n_groups,
-                 threads, lanes):
-    """Per-thread partial accumulators over row chunks, merged into a (slots, groups) matrix.
+def fused_reduce(keys, times, origin, width, n_buckets, columns, minmax, n_groups, threads):
+    """Per-thread partial accumulators over row chunks, merged into a (groups, slots) matrix.
 
-    Slot 0 counts rows per group; `layout[c]` holds the sum/count/min/max slots of column c
-    (-1 when not wanted). With width > 0 the group is key * n_buckets + (time - origin) // width.
-    With few groups each thread spreads rows over `lanes` (a power of two) accumulator copies,
-    so that nearby rows of one group do not wait on each other's stores.
-    Returns the merged matrix and the number of rows whose group fell outside [0, n_groups).
+    One row loop updates every column (slots as in slot_layout; NaN values skipped). With
+    width > 0 the group is key * n_buckets + (time - origin) // width. The same slots are
+    kept for every column so that their offsets are constants the compiler can fold: a
+    per-column plan read inside the loop made it twice as slow. Returns the merged matrix
+    and the number of rows whose group fell outside [0, n_groups).
     """
     n = keys.shape[0]
-    n_slots = slot_kind.shape[0]
-    group_span = n_groups * n_slots
-    lane_mask = lanes - 1
+    n_cols = len(columns)
+    stride = 4 if minmax else 2
+    n_slots = 1 + n_cols * stride
+    span = n_groups * n_slots
     chunk = (n + threads - 1) // threads
-    partial = np.empty(threads * lanes * group_span)
+    partial = np.empty(threads * span)
     bad = np.zeros(threads, dtype=np.int64)
     for t in numba.prange(threads):
-        acc = partial[t * lanes * group_span:(t + 1) * lanes * group_span]
-        _init_partial(acc, slot_kind, n_groups * lanes)
-        gbuf = np.empty(BLOCK_ROWS, dtype=np.int64)
         lo = min(n, t * chunk)
-        hi = min(n, lo + chunk)
-        for start in range(lo, hi, BLOCK_ROWS):
-            m = min(hi - start, BLOCK_ROWS)
-            for j in range(m):
-                g = _group_of(keys, times, start + j, origin, width, n_buckets, n_groups)
-                if g < 0:
-                    bad[t] += 1
-                    gbuf[j] = -1
-                else:
-                    b = (j & lane_mask) * group_span + g * n_slots
-                    acc[b] += 1.0
-                    gbuf[j] = b
-            for c in range(len(columns)):
-                _accumulate_block(acc, columns[c], start, gbuf, m, layout[c])
-    merged = np.empty((n_slots, n_groups))
-    for g in numba.prange(n_groups):
-        base = g * n_slots
-        for s in range(n_slots):
-            k = slot_kind[s]
-            v = partial[base + s]
-            for r in range(1, threads * lanes):
-                w = partial[r * group_span + base + s]
-                if k == SLOT_MIN:
-                    v = min(v, w)
-                elif k == SLOT_MAX:
-                    v = max(v, w)
-                else:
-                    v += w
-            merged[s, g] = v
-    return merged, bad.sum()
+        bad[t] = _fold_rows(partial, t * span, n_slots, keys, times, origin, width, n_buckets,
+                            columns, minmax, n_groups, lo, min(n, lo + chunk))
+    kinds = np.zeros(n_slots, dtype=np.int64)  # 0: added, 2: min, 3: max
+    if minmax:
+        for c in range(n_cols):
+            kinds[3 + c * stride] = 2
+            kinds[4 + c * stride] = 3
+    if threads > 1:
+        for g in numba.prange(n_groups):
+            b = g * n_slots
+            for s in range(n_slots):
+                v = partial[b + s]
+                kind = kinds[s]
+                for t in range(1, threads):
+                    w = partial[t * span + b + s]
+                    if kind == 2:
+                        v = min(v, w)
+                    elif kind == 3:
+                        v = max(v, w)
+                    else:
+                        v += w
+                partial[b + s] = v
+    return partial[:span].reshape((n_groups, n_slots)), bad.sum()

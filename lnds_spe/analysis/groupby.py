@@ -9,13 +9,11 @@ import numba
 import numpy as np
 
 from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
-from lnds_spe.analysis._reduce import SLOT_ADD, SLOT_MAX, SLOT_MIN, fused_reduce
+from lnds_spe.analysis._reduce import fused_reduce, slot_layout
 from lnds_spe.analysis._strings import apply_remap, factorize_parallel, first_seen_remap
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-SMALL_GROUP_SLOTS = 8192  # up to this many accumulators per copy, spread rows over lanes
-SMALL_LANES = 8
 
 
 def _check_ops(ops: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
@@ -56,36 +54,21 @@ def _column_ops(ops: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
     return {name: checked for name in names}
 
 
-def _slot_layout(col_ops: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
-    """Accumulator slots per column (sum, count, min, max; -1 unused) and each slot's kind."""
-    kinds = [SLOT_ADD]  # slot 0: rows per group
-    layout = np.full((len(col_ops), 4), -1, dtype=np.int64)
-    for c, ops in enumerate(col_ops.values()):
-        wanted = (bool({"sum", "mean"} & set(ops)), bool({"mean", "count", "min", "max"} & set(ops)),
-                  "min" in ops, "max" in ops)
-        for k, (want, kind) in enumerate(zip(wanted, (SLOT_ADD, SLOT_ADD, SLOT_MIN, SLOT_MAX),
-                                             strict=True)):
-            if want:
-                layout[c, k] = len(kinds)
-                kinds.append(kind)
-    return layout, np.array(kinds, dtype=np.int64)
-
-
 def _finish(merged: np.ndarray, layout_row: np.ndarray, ops: tuple[str, ...]) -> dict:
     """The requested reductions of one column from its merged slots (NaN for empty groups)."""
     s_sum, s_count, s_min, s_max = (int(x) for x in layout_row)
-    count = merged[s_count].astype(np.int64) if s_count >= 0 else None
+    count = merged[:, s_count].astype(np.int64) if s_count >= 0 else None
     out: dict[str, np.ndarray] = {}
     for op in ops:
         if op == "sum":
-            out["sum"] = merged[s_sum]
+            out["sum"] = np.ascontiguousarray(merged[:, s_sum])
         elif op == "count":
             out["count"] = count
         elif op == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                out["mean"] = merged[s_sum] / merged[s_count]
+                out["mean"] = merged[:, s_sum] / merged[:, s_count]
         else:
-            out[op] = np.where(count == 0, np.nan, merged[s_min if op == "min" else s_max])
+            out[op] = np.where(count == 0, np.nan, merged[:, s_min if op == "min" else s_max])
     return out
 
 
@@ -112,19 +95,18 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     """Rows per group and each column's requested reductions, from one fused kernel call."""
     cols = _value_columns(values, keys_arr.shape[0])
     col_ops = _column_ops(ops, list(cols))
-    layout, kinds = _slot_layout(col_ops)
+    minmax = any({"min", "max"} & set(ops) for ops in col_ops.values())
+    layout = slot_layout(len(cols), minmax)
     threads = thread_count(threads)
     numba.set_num_threads(threads)
-    lanes = SMALL_LANES if n_groups * len(kinds) <= SMALL_GROUP_SLOTS else 1
     merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
-                               n_buckets, tuple(cols.values()), layout, kinds, n_groups, threads,
-                               lanes)
+                               n_buckets, tuple(cols.values()), minmax, n_groups, threads)
     if bad:
         limit = n_groups // n_buckets
         raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {limit}); "
                                  "factorise the keys or pass a larger "
                                  + ("n_keys" if times is not None else "n_groups"))
-    rows = merged[0].astype(np.int64)
+    rows = merged[:, 0].astype(np.int64)
     return rows, {name: _finish(merged, layout[c], col_ops[name])
                   for c, name in enumerate(cols)}
 

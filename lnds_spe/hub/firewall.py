@@ -2,27 +2,29 @@
 
 A container on an internal network has no route off its subnet, but the subnet's gateway is the
 host itself, where services listening on all addresses would be reachable. These iptables rules
-(one chain per project subnet, jumped to from INPUT) accept replies to connections the host opened
+(one chain per project network of a hub, jumped to from INPUT) accept replies to connections the host opened
 (the proxy and hub talking to the workspace) and new connections to the hub port, and reject the
 rest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 
 from lnds_spe.hub.lockdown import safe_name
 
 
-def chain_name(slug: str) -> str:
-    """The iptables chain guarding the host from one project's subnet (at most 28 characters)."""
-    return f"SPE-{safe_name(slug)}"[:28]
+def chain_name(network: str) -> str:
+    """The iptables chain guarding the host from one project network (unique per hub, <= 28)."""
+    digest = hashlib.sha256(network.encode()).hexdigest()[:8]
+    return f"SPE-{safe_name(network)[-14:]}-{digest}"
 
 
-def firewall_commands(slug: str, subnet: str, hub_port: int) -> list[list[str]]:
-    """iptables argument lists that (re)build the project's chain and hook it into INPUT once."""
-    chain = chain_name(slug)
+def firewall_commands(network: str, subnet: str, hub_port: int) -> list[list[str]]:
+    """iptables argument lists that (re)build the network's chain and hook it into INPUT once."""
+    chain = chain_name(network)
     return [
         ["-N", chain],
         ["-F", chain],
@@ -35,13 +37,13 @@ def firewall_commands(slug: str, subnet: str, hub_port: int) -> list[list[str]]:
     ]
 
 
-def apply_firewall(slug: str, subnet: str, hub_port: int) -> None:
+def apply_firewall(network: str, subnet: str, hub_port: int) -> None:
     """Install the project's host rules (idempotent: an existing chain is rebuilt, hooked once)."""
     iptables = shutil.which("iptables")
     if iptables is None:
         raise RuntimeError("iptables is missing: install the iptables package, or set "
                            "SPEDockerSpawner.host_firewall = False where the hub runs in a container")
-    commands = firewall_commands(slug, subnet, hub_port)
+    commands = firewall_commands(network, subnet, hub_port)
     hooked = False
     for args in commands:
         if args[0] == "-N":
@@ -52,3 +54,16 @@ def apply_firewall(slug: str, subnet: str, hub_port: int) -> None:
             continue
         else:
             subprocess.run([iptables, "-w", *args], check=True, capture_output=True)
+
+
+def remove_firewall(network: str) -> None:
+    """Unhook and delete a project network's chain; nothing happens if it is absent."""
+    chain = chain_name(network)
+    rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
+                           text=True).stdout.splitlines()
+    for rule in rules:
+        parts = rule.split()
+        if parts[:1] == ["-A"] and parts[-1] == chain:
+            subprocess.run(["iptables", "-w", "-D", *parts[1:]], capture_output=True)
+    subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
+    subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)

@@ -298,15 +298,15 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
                              outputs_dir: str) -> None:
         """Network, firewall, mounts, limits and lockdown for this user's project container."""
         gateway, subnet = await self.ensure_project_network(project.slug)
+        self.network_name = lockdown.network_name(self.prefix, project.slug)
         if self.host_firewall:
             from lnds_spe.hub.firewall import apply_firewall
 
-            await asyncio.to_thread(apply_firewall, project.slug, subnet,
+            await asyncio.to_thread(apply_firewall, self.network_name, subnet,
                                     self.hub_port_for_workspaces)
         image = self.requested_image()
         self.image = image
         self.allowed_images = {image: image}
-        self.network_name = lockdown.network_name(self.prefix, project.slug)
         self.use_internal_ip = True
         self.hub_connect_url = f"http://{gateway}:{self.hub_port_for_workspaces}"
         limits = lockdown.project_limits(project)

@@ -10,9 +10,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
-    """A headless Chromium for the whole session."""
+    """A headless Chromium per test module (Playwright's loop must not outlive the module)."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")

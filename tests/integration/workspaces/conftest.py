@@ -31,6 +31,8 @@ import websocket
 from benchmarks import hubs
 from benchmarks.hubs import HubError, HubProcess, free_port
 from lnds_spe.crypto import generate_keypair
+from lnds_spe.hub.firewall import remove_firewall
+from lnds_spe.hub.lockdown import network_name
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
@@ -188,22 +190,6 @@ def _remove_engine_objects(prefix: str) -> None:
             subprocess.run([engine, *noun.split(), "-f", *names], capture_output=True)
 
 
-def _remove_firewall_chains(slugs: list[str]) -> None:
-    """Remove the host firewall chains the session's projects got."""
-    from lnds_spe.hub.firewall import chain_name
-
-    rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
-                           text=True).stdout.splitlines()
-    chains = {chain_name(slug) for slug in slugs}
-    for rule in rules:
-        parts = rule.split()
-        if parts[-1] in chains and parts[0] == "-A":
-            subprocess.run(["iptables", "-w", "-D", *parts[1:]], capture_output=True)
-    for chain in chains:
-        subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
-        subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
-
-
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory) -> Iterator[Hub]:
     """One JupyterHub for the whole session, torn down with everything it started."""
@@ -250,7 +236,8 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
                 hub.call("admin", "DELETE", f"/users/{user}/servers/{name}")
         hub.stop()
         _remove_engine_objects(prefix)
-        _remove_firewall_chains(list(PROJECTS))
+        for slug in PROJECTS:
+            remove_firewall(network_name(prefix, slug))
 
 
 # --- Workspaces and code inside them ----------------------------------------------------------

@@ -107,3 +107,112 @@ def test_factorize_numpy_and_pandas_inputs():
     assert list(uniques2) == ["b", "a", "c"]
     with pytest.raises(AnalysisInputError, match="null"):
         factorize(pa.array(["a", None]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n_rows,n_groups", [(0, 4), (3, 2), (50_000, 40), (120_000, 30_000)])
+def test_fused_columns_match_pandas_per_column(n_rows, n_groups, threads):
+    rng = np.random.default_rng(n_rows + 7 * n_groups)
+    keys = rng.integers(0, max(1, n_groups - 3), n_rows).astype(np.int32)  # last groups empty
+    a = rng.normal(size=n_rows)
+    a[rng.random(n_rows) < 0.1] = np.nan
+    b = rng.integers(-5, 5, n_rows)  # integers are reduced as float64
+    c = rng.normal(size=n_rows).astype(np.float32)
+    ops = {"a": ("sum", "mean", "min", "max", "count"), "b": "sum", "c": ("min", "count")}
+    ours = groupby_reduce(keys, {"a": a, "b": b, "c": c}, n_groups=n_groups, ops=ops,
+                          threads=threads)
+    assert set(ours) == {"rows"} | {f"{name}.{op}" for name, spec in ops.items()
+                                    for op in ((spec,) if isinstance(spec, str) else spec)}
+    np.testing.assert_array_equal(ours["rows"], np.bincount(keys, minlength=n_groups))
+    for name, column in (("a", a), ("b", b.astype(np.float64)), ("c", c.astype(np.float64))):
+        ref = pandas_reduce(keys, column, n_groups)
+        for op in (ops[name],) if isinstance(ops[name], str) else ops[name]:
+            expected = ref[op].to_numpy()
+            if op == "count":
+                np.testing.assert_array_equal(ours[f"{name}.{op}"], expected)
+            else:
+                np.testing.assert_allclose(ours[f"{name}.{op}"], expected, rtol=1e-10,
+                                           equal_nan=True)
+
+
+def test_fused_columns_equal_separate_calls_and_refuse_mismatched_ops():
+    rng = np.random.default_rng(11)
+    keys = rng.integers(0, 50, 10_000)
+    x, y = rng.normal(size=10_000), rng.uniform(size=10_000)
+    both = groupby_reduce(keys, {"x": x, "y": y}, ops="mean")
+    np.testing.assert_allclose(both["x.mean"], groupby_reduce(keys, x, ops="mean")["mean"])
+    np.testing.assert_allclose(both["y.mean"], groupby_reduce(keys, y, ops="mean")["mean"])
+    with pytest.raises(AnalysisInputError, match="ops"):
+        groupby_reduce(keys, {"x": x, "y": y}, ops={"x": "sum"})
+    with pytest.raises(AnalysisInputError, match="values"):
+        groupby_reduce(keys, {})
+    with pytest.raises(AnalysisInputError, match="length"):
+        groupby_reduce(keys, {"x": x, "y": y[:-1]})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_groupby_on_arrow_dictionary_keys_uses_indices(threads):
+    rng = np.random.default_rng(5)
+    labels = pa.array(["north", "south", "east", "west", "unused"])
+    indices = rng.integers(0, 4, 30_000).astype(np.int32)
+    values = rng.normal(size=30_000)
+    values[::13] = np.nan
+    keys = pa.DictionaryArray.from_arrays(pa.array(indices), labels)
+    ours = groupby_reduce(keys, values, ops=("mean", "count"), threads=threads)
+    ref = pandas_reduce(indices, values, len(labels))
+    np.testing.assert_allclose(ours["mean"], ref["mean"].to_numpy(), rtol=1e-10, equal_nan=True)
+    np.testing.assert_array_equal(ours["count"], ref["count"].to_numpy())
+    assert ours["rows"][4] == 0 and np.isnan(ours["mean"][4])
+    chunked = pa.chunked_array([keys[:100], keys[100:]])
+    np.testing.assert_array_equal(groupby_reduce(chunked, values, ops="count")["count"],
+                                  ours["count"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_factorize_dictionary_arrow_matches_pandas_first_seen(threads):
+    rng = np.random.default_rng(8)
+    # a duplicate entry ("b" twice) and an unused one ("zz") must not give extra codes
+    dictionary = pa.array(["b", "a", "zz", "b", "c"])
+    indices = rng.choice(np.array([0, 1, 3, 4], dtype=np.int8), 20_000)
+    keys = pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
+    codes, uniques = factorize(keys, threads=threads)
+    ref_codes, ref_uniques = pd.factorize(np.asarray(keys.to_pylist(), dtype=object))
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(uniques, ref_uniques)
+    assert codes.dtype == np.int32
+    with pytest.raises(AnalysisInputError, match="null"):
+        factorize(pa.DictionaryArray.from_arrays(pa.array([0, None], pa.int32()), dictionary))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_factorize_strings_of_every_length_and_many_uniques(threads):
+    rng = np.random.default_rng(9)
+    alphabet = np.array(list("abcdefghé"), dtype=object)
+    # lengths 0..40 cross the 8-byte words; 20k distinct values make the table grow
+    pool = ["".join(rng.choice(alphabet, rng.integers(0, 41))) for _ in range(20_000)]
+    values = np.array(pool, dtype=object)[rng.integers(0, len(pool), 150_000)]
+    arr = pa.array(values, type=pa.string())
+    codes, uniques = factorize(arr, threads=threads)
+    ref_codes, ref_uniques = pd.factorize(values)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(uniques, ref_uniques)
+    sliced_codes, _ = factorize(arr.slice(12_345, 1000), threads=threads)
+    np.testing.assert_array_equal(sliced_codes, pd.factorize(values[12_345:13_345])[0])
+
+
+def test_time_bucket_with_several_columns_matches_single_calls():
+    rng = np.random.default_rng(12)
+    times = np.sort(rng.integers(1_600_000_000, 1_600_000_000 + 3 * 86400, 20_000))
+    stations = rng.integers(0, 4, 20_000).astype(np.int16)
+    temp, wind = rng.normal(size=20_000), rng.gamma(2.0, size=20_000)
+    wind[::11] = np.nan
+    both = time_bucket(times, {"temp": temp, "wind": wind}, "hour", keys=stations,
+                       ops={"temp": "mean", "wind": ("max", "count")})
+    alone = time_bucket(times, wind, "hour", keys=stations, ops=("max", "count"))
+    np.testing.assert_array_equal(both["key"], alone["key"])
+    np.testing.assert_allclose(both["wind.max"], alone["max"], equal_nan=True)
+    np.testing.assert_array_equal(both["wind.count"], alone["count"])
+    np.testing.assert_allclose(both["temp.mean"],
+                               time_bucket(times, temp, "hour", keys=stations, ops="mean")["mean"])
+    with pytest.raises(AnalysisInputError, match="keys"):
+        time_bucket(times, temp, "hour", keys=stations, n_keys=2)

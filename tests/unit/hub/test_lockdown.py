@@ -66,14 +66,15 @@ def test_network_policy_only_hub_egress():
 
 
 def test_firewall_accepts_replies_and_hub_port_then_rejects():
-    commands = firewall_commands("p1", "10.89.3.0/24", 8081)
-    chain = chain_name("p1")
+    commands = firewall_commands("spe-net-p1", "10.89.3.0/24", 8081)
+    chain = chain_name("spe-net-p1")
     appended = [c for c in commands if c[0] == "-A"]
     assert "ESTABLISHED,RELATED" in appended[0]
     assert appended[1][-3:] == ["8081", "-j", "ACCEPT"]
     assert all("REJECT" in c for c in appended[2:])
     assert ["-I", "INPUT", "1", "-s", "10.89.3.0/24", "-j", chain] in commands
     assert len(chain_name("a" * 40)) <= 28
+    assert chain_name("hub1-net-p1") != chain_name("hub2-net-p1")  # two hubs never share a chain
 
 
 def test_running_workspaces_from_hub_answer():
