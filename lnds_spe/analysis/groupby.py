@@ -57,7 +57,7 @@ def _column_ops(ops: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
 def _finish(merged: np.ndarray, layout_row: np.ndarray, ops: tuple[str, ...]) -> dict:
     """The requested reductions of one column from its merged slots (NaN for empty groups)."""
     s_sum, s_count, s_min, s_max = (int(x) for x in layout_row)
-    count = merged[:, s_count].astype(np.int64) if s_count >= 0 else None
+    count = merged[:, s_count].astype(np.int64)
     out: dict[str, np.ndarray] = {}
     for op in ops:
         if op == "sum":
@@ -95,7 +95,7 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     """Rows per group and each column's requested reductions, from one fused kernel call."""
     cols = _value_columns(values, keys_arr.shape[0])
     col_ops = _column_ops(ops, list(cols))
-    minmax = any({"min", "max"} & set(ops) for ops in col_ops.values())
+    minmax = any({"min", "max"} & set(spec) for spec in col_ops.values())
     layout = slot_layout(len(cols), minmax)
     threads = thread_count(threads)
     numba.set_num_threads(threads)
