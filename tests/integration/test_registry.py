@@ -198,4 +198,13 @@ def test_demo_init_is_idempotent(database_url, tmp_path):
     assert init_demo(reg, tmp_path, "admin") is None
     assert reg.audit.verify() == (events, None)
     assert reg.roles_of("demo", "carol") == {"output_checker"}
-    assert (tmp_path / "datasets" / "demo" / "survey" / "survey.csv").read_text().startswith("region,")
+    # The survey went through the data holder's path: encrypted for the SPE's key, in the store.
+    from lnds_spe import crypto, ingress
+    from lnds_spe.demo import demo_key_passphrase
+
+    (survey,) = reg.datasets("demo")
+    assert survey.manifest["plaintext_sha256"] == survey.plaintext_sha256
+    secret = crypto.load_private_key(tmp_path / "keys" / crypto.PRIVATE_KEY_NAME,
+                                     lambda: demo_key_passphrase(tmp_path))
+    out = ingress.fetch_dataset(reg, "demo", "survey", tmp_path / "fetched", secret, actor="t")
+    assert (out / "survey.csv").read_text().startswith("region,sex,age_band,income")
