@@ -53,6 +53,8 @@ def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_p
 
     page.wait_for_url(f"{url}/user/alice/demo/lab**", timeout=240_000)
     page.click(".jp-LauncherCard[data-category='Notebook']", timeout=120_000)
+    # A cell run before the new kernel is connected is dropped: wait until it is idle.
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=180_000)
     cell = page.locator(".jp-Cell .cm-content").first
     cell.click()
     page.keyboard.type("import pandas as pd; df = pd.read_csv('data/survey/survey.csv'); "
