@@ -77,11 +77,9 @@ stage_context() {
     local dest="$1"
     mkdir -p "$dest"
     cp "$ROOT/pyproject.toml" "$dest/"
-    if [ -f "$ROOT/README.md" ]; then
-        cp "$ROOT/README.md" "$dest/"
-    else
-        echo "LNDS SPE" >"$dest/README.md"
-    fi
+    # pyproject names README.md as the package's long description; a fixed stub keeps README
+    # edits from invalidating the slow dependency layer.
+    echo "LNDS SPE" >"$dest/README.md"
     local -a parts=()
     for part in lnds_spe images hub Dockerfile jupyterhub_config.py; do
         if [ -e "$ROOT/$part" ]; then parts+=("$part"); fi

@@ -66,6 +66,7 @@ def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_p
     finally:
         page.screenshot(path=str(tmp_path / "lab.png"))
     assert "rows 2000 cols ['region', 'sex', 'age_band', 'income']" in output.inner_text()
+    assert page.get_by_text("official Jupyter news").count() == 0  # no internet, no news prompt
 
     # The data was decrypted on the hub side for this workspace only, and goes when it stops.
     decrypted = state / "workspaces" / "alice" / "demo" / "data" / "survey" / "survey.csv"
