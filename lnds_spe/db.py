@@ -93,6 +93,94 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AirlockRequest(Base):
+    """An export request: its project, requester, status and context; files, votes beside it."""
+
+    __tablename__ = "airlock_requests"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(30), index=True)
+    author: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    disclosure_controls: Mapped[str] = mapped_column(Text, default="")
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[str] = mapped_column(String(40))
+    submitted_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    released_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    bundle_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    bundle_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AirlockFile(Base):
+    """A file frozen into a request by sha256; a replaced or removed one keeps its row, marked."""
+
+    __tablename__ = "airlock_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("airlock_requests.id"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[str] = mapped_column(String(40))
+    checks: Mapped[dict] = mapped_column(JSON, default=dict)
+    removed_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class AirlockVote(Base):
+    """One checker's vote on one file in one review round."""
+
+    __tablename__ = "airlock_votes"
+    __table_args__ = (UniqueConstraint("file_id", "reviewer", "round"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("airlock_files.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    round: Mapped[int] = mapped_column(Integer)
+    vote: Mapped[str] = mapped_column(String(32))
+    time: Mapped[str] = mapped_column(String(40))
+
+
+class AirlockReview(Base):
+    """A checker's submitted review of one round of a request."""
+
+    __tablename__ = "airlock_reviews"
+    __table_args__ = (UniqueConstraint("request_id", "reviewer", "round"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("airlock_requests.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    round: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[str] = mapped_column(String(40))
+
+
+class AirlockComment(Base):
+    """A comment on a request, or on one of its files, in a review round."""
+
+    __tablename__ = "airlock_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("airlock_requests.id"), index=True)
+    file_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    author: Mapped[str] = mapped_column(String(128))
+    round: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    time: Mapped[str] = mapped_column(String(40))
+
+
+class ReleasedTable(Base):
+    """The project-level differencing ledger: every count table the airlock has released."""
+
+    __tablename__ = "airlock_released_tables"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(30), index=True)
+    request_id: Mapped[str] = mapped_column(String(40))
+    output: Mapped[str] = mapped_column(String(500))
+    variables: Mapped[list] = mapped_column(JSON)
+    cells: Mapped[list] = mapped_column(JSON)
+    released_at: Mapped[str] = mapped_column(String(40))
+
+
 def make_engine(url: str) -> Engine:
     """An engine whose transactions serialise writers (SQLite: BEGIN IMMEDIATE, WAL)."""
     if not url.startswith("sqlite"):

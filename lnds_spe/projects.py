@@ -62,6 +62,11 @@ class Registry:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.audit = AuditLog(self._sessions)
 
+    @property
+    def sessions(self) -> sessionmaker:
+        """The session factory, for modules that keep their own tables in this database."""
+        return self._sessions
+
     def _project_row(self, session: Session, slug: str) -> Project:
         row = session.execute(select(Project).where(Project.slug == slug)).scalar_one_or_none()
         if row is None:
