@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the lnds_spe package of this checkout, if not installed
 
+from lnds_spe.airlock.policies import SCOPE_ADMIN, SCOPE_REQUEST, SCOPE_REVIEW  # noqa: E402
 from lnds_spe.config import database_url, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
-from lnds_spe.demo import DEMO_PASSPHRASE_FILE, ensure_demo_accounts  # noqa: E402
+from lnds_spe.demo import DEMO_PASSPHRASE_FILE, DEMO_USERS, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import PASSPHRASE_ENV, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import startable_projects  # noqa: E402
@@ -72,6 +73,22 @@ if c.JupyterHub.authenticator_class == "shared-password":
     c.SharedPasswordAuthenticator.admin_password = accounts["admin_password"]
     c.Authenticator.allow_all = True  # project membership, checked at each spawn, gates workspaces
 
+# --- Who may do what in the airlock ------------------------------------------------------------
+# Three hub scopes gate the airlock service; the registry then says which projects a user
+# researches or checks. Every user may file requests; members of the hub group output-checkers
+# review (SPE_OUTPUT_CHECKERS, or the demo's checkers; with OIDC the group comes from the
+# identity provider); hub admins administer the airlock (see requests, download releases).
+AIRLOCK_SCOPES = [SCOPE_REQUEST, SCOPE_REVIEW, SCOPE_ADMIN]
+AIRLOCK_ACCESS = "access:services!service=airlock"
+c.JupyterHub.custom_scopes = {
+    SCOPE_REQUEST: {"description": "File export requests for your projects' outputs."},
+    SCOPE_REVIEW: {"description": "Review export requests of projects you check."},
+    SCOPE_ADMIN: {"description": "See every export request and download released bundles."},
+}
+DEMO_CHECKERS = ",".join(u for u, roles in DEMO_USERS.items() if "output_checker" in roles)
+OUTPUT_CHECKERS = [u for u in env("SPE_OUTPUT_CHECKERS", DEMO_CHECKERS).split(",") if u]
+c.JupyterHub.load_groups = {"output-checkers": {"users": OUTPUT_CHECKERS}}
+
 # --- How workspaces start -----------------------------------------------------------------------
 # One named server per project, named by the project slug; the default server is refused.
 c.JupyterHub.allow_named_servers = True
@@ -115,7 +132,11 @@ SERVICE_ENV = {
     "SPE_ENFORCE_EVERY": env("SPE_ENFORCE_EVERY", "20"),
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
 }
+AIRLOCK_URL = f"http://127.0.0.1:{env('SPE_AIRLOCK_PORT', '8010')}"
 c.JupyterHub.services = [
+    {"name": "airlock", "url": AIRLOCK_URL, "display": True, "oauth_no_confirm": True,
+     "command": [sys.executable, "-m", "lnds_spe.services.airlock"], "environment": SERVICE_ENV,
+     "oauth_client_allowed_scopes": AIRLOCK_SCOPES},
     {"name": "spe-lifecycle", "command": [sys.executable, "-m", "lnds_spe.hub.enforcer"],
      "environment": SERVICE_ENV},
     {"name": "idle-culler", "command": [
@@ -126,6 +147,9 @@ c.JupyterHub.services = [
     ]},
 ]
 c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", AIRLOCK_ACCESS, SCOPE_REQUEST]},
+    {"name": "airlock-checker", "groups": ["output-checkers"], "scopes": [AIRLOCK_ACCESS, SCOPE_REVIEW]},
+    {"name": "airlock-admin", "users": sorted(ADMINS), "scopes": [AIRLOCK_ACCESS, SCOPE_ADMIN]},
     {"name": "spe-lifecycle", "services": ["spe-lifecycle"],
      "scopes": ["list:users", "read:users", "read:servers", "delete:servers"]},
     {"name": "idle-culler", "services": ["idle-culler"],

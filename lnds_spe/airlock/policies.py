@@ -19,6 +19,8 @@ The policy, in prose:
 - Reviews are independent: a checker sees no other checker's votes or comments of a round until
   two reviews of that round are in. The requester sees the checkers' votes and comments once the
   request is returned or decided (and those of earlier rounds always).
+- A frozen file's content is read through the airlock by the project's checkers only: the
+  requester has it in the workspace, and admins see requests, not data.
 - The released bundle is downloaded by the requester and by airlock admins, through the hub.
 
 Each rule is a `check_can_*` function raising a named exception with the message the user sees,
@@ -287,6 +289,15 @@ def check_can_view(actor: Actor, request: RequestView) -> None:
     check_is_checker(actor, request)
 
 
+def check_can_read_file(actor: Actor, request: RequestView) -> None:
+    """Only the project's checkers read a frozen file through the airlock, and only once submitted:
+    the requester reads it in the workspace, and nothing leaves unreviewed."""
+    if request.status == S.DRAFT:
+        raise RequestPermissionDenied(f"request {request.id} is a draft: its files are read in the "
+                                      "workspace")
+    check_is_checker(actor, request)
+
+
 def check_can_download_release(actor: Actor, request: RequestView) -> None:
     """Only the requester and airlock admins download a released bundle."""
     if actor.username != request.author and not actor.is_admin:
@@ -319,4 +330,5 @@ can_reject = _can(check_can_reject)
 can_approve = _can(check_can_approve)
 can_release = _can(check_can_release)
 can_view = _can(check_can_view)
+can_read_file = _can(check_can_read_file)
 can_download_release = _can(check_can_download_release)

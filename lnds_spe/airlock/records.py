@@ -73,14 +73,17 @@ def _split_labels(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def differencing_by_file(new_tables: list[CountTable], released: list[CountTable],
                          threshold: int) -> dict[str, list[dict[str, Any]]]:
-    """Findings per new output: against every released table and the request's other outputs."""
+    """Findings per new output, each naming both tables: against every released table and the
+    request's other outputs."""
     findings: dict[str, list[dict[str, Any]]] = {}
     for table in new_tables:
         others = released + [t for t in new_tables if t is not table]
         for finding in differencing_findings(table, others, threshold):
+            combined_with = finding.other if finding.output == table.output else finding.output
             findings.setdefault(table.output, []).append({
-                "output": finding.output, "other": finding.other,
-                "cells": [list(c) for c in finding.cells], "reason": finding.reason})
+                "table": table.output, "combined_with": combined_with,
+                "hidden_in": finding.output, "cells": [list(c) for c in finding.cells],
+                "reason": finding.reason})
     return findings
 
 

@@ -291,7 +291,7 @@ class Airlock:
             if differencing.get(f.name):
                 verdict["differencing"] = differencing[f.name]
                 verdict["reasons"].append("differencing: combined with "
-                                          + ", ".join(sorted({d["other"] for d in verdict["differencing"]}))
+                                          + ", ".join(sorted({d["combined_with"] for d in verdict["differencing"]}))
                                           + " it exposes cells under the threshold")
                 verdict["status"] = "fail"
             f.checks = verdict
@@ -482,7 +482,7 @@ class Airlock:
         return result["path"]
 
     def open_file(self, caller: Caller, request_id: str, file_name: str) -> Path:
-        """A frozen file of a request, for those who may see the request; audited."""
+        """A frozen file of a request, for its checkers; audited."""
         result: dict[str, Path] = {}
 
         def apply(session, row, view):
@@ -492,7 +492,7 @@ class Airlock:
             result["path"] = self.store.verified_path(file.sha256, file.name)
             return {"file": file_name, "sha256": file.sha256}
 
-        self._change(caller, request_id, AuditAction.FILE_VIEW, policies.check_can_view, apply)
+        self._change(caller, request_id, AuditAction.FILE_VIEW, policies.check_can_read_file, apply)
         return result["path"]
 
     # --- what a user sees ---------------------------------------------------------------------
@@ -571,5 +571,5 @@ _PAGE_CHECKS = {
     "review": policies.can_review, "submit_review": policies.can_submit_review,
     "comment": policies.can_comment, "return": policies.can_return, "reject": policies.can_reject,
     "approve": policies.can_approve, "release": policies.can_release,
-    "download": policies.can_download_release,
+    "read_files": policies.can_read_file, "download": policies.can_download_release,
 }

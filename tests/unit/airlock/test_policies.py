@@ -203,3 +203,11 @@ def test_can_pairs_mirror_their_checks():
     assert p.can_vote.__name__ == "can_vote"
     assert p.can_vote(CAROL, request(), "t.csv") is True
     assert p.can_vote(ALICE, request(), "t.csv") is False
+
+
+def test_file_contents_are_read_by_checkers_only():
+    assert p.can_read_file(CAROL, request())
+    assert not p.can_read_file(CAROL, request(status=S.DRAFT))
+    with pytest.raises(RequestPermissionDenied, match="only output checkers review"):
+        p.check_can_read_file(ALICE, request())  # the requester cannot take it out this way
+    assert not p.can_read_file(ADMIN, request())

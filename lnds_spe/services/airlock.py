@@ -1,0 +1,36 @@
+"""Run the airlock service under JupyterHub: `python -m lnds_spe.services.airlock`.
+
+JupyterHub passes the service's URL, prefix, OAuth client and API token in the environment; the
+registry and state directory come from SPE_DATABASE_URL and SPE_STATE_DIR like every SPE entry
+point.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import uvicorn
+
+from lnds_spe.airlock.service import Airlock
+from lnds_spe.config import state_dir
+from lnds_spe.projects import open_registry
+from lnds_spe.services.airlock_api import create_app
+from lnds_spe.services.hub_auth import HubSignIn
+
+
+def build_app():
+    """The app for this process's environment."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/airlock/")
+    airlock = Airlock(open_registry(), state_dir())
+    return create_app(airlock, HubSignIn(), prefix=prefix)
+
+
+def main() -> None:
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8010"))
+    uvicorn.run(build_app(), host=url.hostname or "127.0.0.1", port=url.port or 8010,
+                log_level="info", access_log=True)
+
+
+if __name__ == "__main__":
+    main()
