@@ -290,9 +290,9 @@ class Airlock:
                 verdict["acro"] = acro[Path(f.name).name]
             if differencing.get(f.name):
                 verdict["differencing"] = differencing[f.name]
-                verdict["reasons"].append("differencing: combined with "
-                                          + ", ".join(sorted({d["combined_with"] for d in verdict["differencing"]}))
-                                          + " it exposes cells under the threshold")
+                others = sorted({d["combined_with"] for d in verdict["differencing"]})
+                verdict["reasons"].append(f"differencing: combined with {', '.join(others)} it "
+                                          "exposes cells under the threshold")
                 verdict["status"] = "fail"
             f.checks = verdict
             verdicts[f.name] = verdict
