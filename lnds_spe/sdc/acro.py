@@ -4,7 +4,9 @@ statsmodels would, and records the output with its verdict for the airlock."""
 from __future__ import annotations
 
 import linecache
+import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,26 @@ from lnds_spe.errors import SPEError
 from lnds_spe.sdc import rules
 from lnds_spe.sdc.config import SDCConfig, load_config
 from lnds_spe.sdc.ledger import CountTable, count_table_from_frame, differencing_findings, read_ledger
-from lnds_spe.sdc.records import Record, Records, outcome_frame, session_summary
-from lnds_spe.sdc.tables import CheckedTable, checked_crosstab
+from lnds_spe.sdc.records import (
+    Record,
+    Records,
+    outcome_frame,
+    session_summary,
+    write_evidence,
+)
+from lnds_spe.sdc.tables import (
+    CheckedTable,
+    MaskMismatchError,
+    agg_callable,
+    aggfunc_label,
+    aggfunc_name,
+    checked_crosstab,
+    combine_blocks,
+    label_block,
+    rounded_table,
+)
+
+logger = logging.getLogger("lnds_spe.sdc")
 
 
 def _caller_command() -> str:
@@ -31,6 +51,39 @@ def _caller_command() -> str:
     return linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
 
 
+class NoValuesError(SPEError, ValueError):
+    """A table of values was asked for without naming a single values column."""
+
+
+class ArtefactExtensionBlockedError(SPEError, ValueError):
+    """A plot or custom output has a file extension the config blocks."""
+
+
+MITIGATIONS = ("none", "suppress", "round")
+_AGGFUNC_ANALYSIS = {None: "FrequencyTable", "count": "FrequencyTable", "mode": "ModeCalculation",
+                     "agg_mode": "ModeCalculation", "median": "Median", "mean": "Mean",
+                     "std": "StandardDeviation", "sum": "Sum", "min": "Minimum", "max": "Maximum"}
+
+
+def _as_list(spec: Any) -> list:
+    """A column spec (None, a name or a list of names) as a list."""
+    return [] if spec is None else (list(spec) if isinstance(spec, list | tuple) else [spec])
+
+
+def _variable_names(keys: list, values: Any) -> dict[str, Any]:
+    """FAIR description of a table: its dependent and independent variables, as ACRO's."""
+    independent = []
+    for key in keys:
+        for item in [key] if isinstance(key, pd.Series) else _as_list(key):
+            name = item if isinstance(item, str) else getattr(item, "name", None)
+            if name is not None:
+                independent.append(str(name))
+    dependent = values if isinstance(values, str) or values is None else getattr(
+        values, "name", None)
+    return {"dependent": "unknown" if dependent is None else str(dependent),
+            "independent": independent}
+
+
 class ACRO:
     """Checks each output as it is made; `finalise` writes the folder checkers review."""
 
@@ -38,15 +91,62 @@ class ACRO:
         self,
         config: str | dict[str, Any] | os.PathLike = "default",
         suppress: bool = False,
+        mitigation: str | None = None,
+        round_base: int | None = None,
+        federated: bool | None = None,
         ledger: str | os.PathLike | None = None,
         project: str | None = None,
     ) -> None:
-        """config: 'default'/'sdap', 'opensafely', a YAML path or a mapping of ACRO keys."""
+        """config: 'default'/'sdap', 'opensafely', a YAML name or path, or a mapping of ACRO keys;
+        mitigation: 'none', 'suppress' or 'round' (suppress=True is 'suppress');
+        federated: collect evidence only, for a trusted aggregator (ACRO's federated mode)."""
         self.config: SDCConfig = load_config("sdap" if config == "default" else config)
-        self.suppress = suppress
+        self.mitigation = mitigation if mitigation is not None else (
+            "suppress" if suppress else "none")
+        self.round_base = round_base if round_base is not None else self.config.safe_round_base
+        self.federated = bool(self.config.federated if federated is None else federated)
         self.results = Records()
+        self._federated_evidence: dict[str, dict[str, Any]] = {}
         self._count_tables: dict[str, tuple[CountTable, dict[tuple[str, ...], tuple[int, int]]]] = {}
         self._released: list[CountTable] = read_ledger(ledger, project) if ledger else []
+
+    @property
+    def mitigation(self) -> str:
+        """How unsafe cells are treated: 'none', 'suppress' or 'round'."""
+        return self._mitigation
+
+    @mitigation.setter
+    def mitigation(self, value: str) -> None:
+        if value not in MITIGATIONS:
+            logger.warning("Mitigation %r is not one of %s: proceeding with none.", value,
+                           list(MITIGATIONS))
+            value = "none"
+        self._mitigation = value
+
+    @property
+    def suppress(self) -> bool:
+        """True while unsafe cells are suppressed."""
+        return self._mitigation == "suppress"
+
+    @suppress.setter
+    def suppress(self, value: bool) -> None:
+        if value:
+            self._mitigation = "suppress"
+        elif self._mitigation == "suppress":
+            self._mitigation = "none"
+
+    @property
+    def round_base(self) -> int:
+        """The base tables are rounded to under the 'round' mitigation."""
+        return self._round_base
+
+    @round_base.setter
+    def round_base(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            logger.warning("round_base must be a positive integer, got %r: using %d.", value,
+                           self.config.safe_round_base)
+            value = self.config.safe_round_base
+        self._round_base = value
 
     # ----- tables -------------------------------------------------------------------------
     def crosstab(
@@ -62,14 +162,35 @@ class ACRO:
         dropna: bool = True,
         normalize: bool | str = False,
         weights: Any = None,
+        show_suppressed: bool = False,
     ) -> pd.DataFrame:
-        """pandas.crosstab, checked (weights: survey weights, never used for thresholds)."""
-        checked = checked_crosstab(
-            index, columns, values, rownames, colnames, aggfunc, margins, margins_name, dropna,
-            normalize, weights, self.config, self.suppress,
-        )
-        self._record_table("crosstab", checked, _caller_command(), aggfunc, values is None)
-        return checked.table
+        """pandas.crosstab, checked (weights: survey weights, never used for thresholds;
+        a list of aggfuncs gives one column block per function, as pandas does)."""
+        del show_suppressed  # ACRO's deprecated flag: totals always come from shown cells
+        if aggfunc is not None and (values is None or isinstance(values, list)):
+            raise NoValuesError(
+                "If you pass an aggregation function to crosstab you must also specify a "
+                "single values column to aggregate over.")
+        if isinstance(values, np.ndarray) and values.ndim == 2:
+            values = values[:, 0]
+        command = _caller_command()
+        aggfuncs = aggfunc if isinstance(aggfunc, list) else [aggfunc]
+        blocks = [
+            checked_crosstab(index, columns, values, rownames, colnames, agg, margins,
+                             margins_name, dropna, normalize, weights, self.config,
+                             self.suppress)
+            for agg in aggfuncs
+        ]
+        if not isinstance(aggfunc, list):
+            checked = blocks[0]
+        else:
+            names = [aggfunc_label(agg) for agg in aggfuncs]
+            table = pd.concat([b.table for b in blocks], axis=1, keys=names)
+            labelled = [label_block(b.table, (n,), False) for b, n in zip(blocks, names,
+                                                                            strict=True)]
+            checked = combine_blocks(table, blocks, labelled)
+        return self._finish_table("crosstab", checked, command, aggfuncs, values is None,
+                                  [index, columns], values, margins, margins_name)
 
     def pivot_table(
         self,
@@ -82,49 +203,107 @@ class ACRO:
         margins: bool = False,
         dropna: bool = True,
         margins_name: str = "All",
+        sort: bool = True,
     ) -> pd.DataFrame:
-        """pandas.pivot_table, checked cell by cell like crosstab."""
-        def pick(spec: Any) -> list[pd.Series]:
-            names = [] if spec is None else (spec if isinstance(spec, list) else [spec])
-            return [data[n] for n in names]
-
-        if values is None or isinstance(values, list) or isinstance(aggfunc, list | dict):
-            raise SPEError("pivot_table: pass one values column and one aggfunc per call.")
-        checked = checked_crosstab(
-            pick(index), pick(columns), data[values], None, None,
-            aggfunc if aggfunc != "count" else "count", margins, margins_name, dropna,
-            False, None, self.config, self.suppress,
-        )
+        """pandas.pivot_table, checked cell by cell like crosstab (one values column; a list of
+        aggfuncs gives one column block per function)."""
+        value_names = _as_list(values)
+        if not value_names:
+            raise NoValuesError("pivot_table needs a values column: pass values='name'.")
+        if len(value_names) > 1:
+            raise NoValuesError(
+                f"pivot_table with multiple values {value_names} is not checked: "
+                "make one table per values column.")
+        if isinstance(aggfunc, dict):
+            raise NoValuesError("pivot_table: pass aggfunc as a name or a list of names.")
+        command = _caller_command()
+        value = value_names[0]
+        aggfuncs = aggfunc if isinstance(aggfunc, list) else [aggfunc]
+        rows = [data[n] for n in _as_list(index)]
+        cols = [data[n] for n in _as_list(columns)]
         table = pd.pivot_table(
-            data, values=values, index=index, columns=columns, aggfunc=aggfunc,
-            fill_value=fill_value, margins=margins, dropna=dropna, margins_name=margins_name,
-            observed=True,
+            data, values=values, index=index, columns=columns,
+            aggfunc=[agg_callable(a) for a in aggfuncs] if isinstance(aggfunc, list)
+            else agg_callable(aggfunc),
+            fill_value=fill_value, margins=margins, dropna=dropna,
+            margins_name=margins_name, observed=True, sort=sort,
         )
-        if checked.hidden.any() and checked.hidden.shape == table.shape:
-            table = table.mask(checked.hidden)
-        checked.table = table
-        self._record_table("pivot_table", checked, _caller_command(), aggfunc, aggfunc == "count")
-        return table
+        blocks, labelled = [], []
+        for agg in aggfuncs:
+            block = checked_crosstab(rows, cols, data[value], None, None, agg, margins,
+                                     margins_name, dropna, False, None, self.config,
+                                     self.suppress)
+            prefix = ((aggfunc_label(agg),) if isinstance(aggfunc, list) else ()) + (
+                (value,) if isinstance(values, list) or not cols else ())
+            blocks.append(block)
+            labelled.append(label_block(block.table, prefix, one_way=not cols))
+        checked = combine_blocks(table, blocks, labelled)
+        return self._finish_table("pivot_table", checked, command, aggfuncs,
+                                  aggfuncs == ["count"], [index, columns], value, margins,
+                                  margins_name)
+
+    def _finish_table(
+        self, method: str, checked: CheckedTable, command: str, aggfuncs: list,
+        frequency: bool, keys: list, values: Any, margins: bool, margins_name: str,
+    ) -> pd.DataFrame:
+        """Apply the rounding mitigation, then record the output (or its evidence)."""
+        analyses = [_AGGFUNC_ANALYSIS.get(aggfunc_name(a), "Custom") for a in aggfuncs]
+        if self.federated:
+            self._store_evidence(command, analyses, {"count_table": checked.counts.to_csv()})
+            return checked.table
+        exception = ""
+        if self.suppress and checked.hidden.any():
+            exception = "Suppression automatically applied where needed"
+        if self._mitigation == "round":
+            additive = all(aggfunc_name(a) in (None, "count", "sum") for a in aggfuncs)
+            checked.table = rounded_table(checked.table, self.round_base, margins, additive)
+            checked.notes.append(f"rounded to the nearest {self.round_base}")
+            exception = f"Rounding automatically applied to nearest {self.round_base}"
+        fair = {"analyses": analyses, "variables": _variable_names(keys, values)}
+        record = self._record_table(method, checked, command, aggfuncs, frequency, fair)
+        record.exception = exception
+        return checked.table
+
+    def _store_evidence(self, command: str, analyses: list[str], tables: dict[str, str],
+                        dof: float | None = None) -> None:
+        """Federated mode: keep the evidence behind an output (CSV tables, dof) for a trusted
+        aggregator instead of a verdict; the output number is used up as ACRO does."""
+        uid = f"output_{self.results.output_id}"
+        self.results.output_id += 1
+        self._federated_evidence[uid] = {"command": command, "analysis_names": analyses,
+                                         "variable_types": {}, "dof": dof,
+                                         "interim_tables": tables}
 
     def _record_table(
-        self, method: str, checked: CheckedTable, command: str, aggfunc: Any, frequency: bool
+        self, method: str, checked: CheckedTable, command: str, aggfuncs: list,
+        frequency: bool, fair: dict[str, Any],
     ) -> Record:
         """Store a table output and run the differencing checks on frequency tables."""
-        flags = dict(checked.flags)
         shape = checked.table.shape
-        flags = {k: v for k, v in flags.items() if v.shape == shape}
+        wrong = [name for name, mask in checked.flags.items() if mask.shape != shape]
+        if wrong:
+            raise MaskMismatchError(
+                f"{method}: the masks {wrong} do not fit the {shape[0]} x {shape[1]} table; "
+                "the output was not recorded. Report this as a bug.")
+        names = [None if a is None else str(aggfunc_name(a)) for a in aggfuncs]
+        properties: dict[str, Any] = {
+            "method": method, "aggfunc": names[0] if len(names) == 1 else names,
+            "mitigation": self._mitigation, "suppressed": bool(checked.hidden.any()),
+            "notes": checked.notes}
+        if self._mitigation == "round":
+            properties["round_base"] = self.round_base
         record = self.results.add(
             status=checked.verdict,
             output_type="table",
-            properties={"method": method, "aggfunc": None if aggfunc is None else str(aggfunc),
-                        "suppressed": bool(checked.hidden.any()), "notes": checked.notes},
+            properties=properties,
             command=command,
             summary=checked.summary,
             outputs=[checked.table],
-            flags=flags,
-            outcome=outcome_frame(checked.table, flags),
+            flags=dict(checked.flags),
+            outcome=outcome_frame(checked.table, checked.flags),
+            fair=fair,
         )
-        if frequency:
+        if frequency and len(aggfuncs) == 1:
             self._check_differencing(record, checked)
         return record
 
@@ -164,50 +343,108 @@ class ACRO:
         bins: int | Any = 10,
         filename: str = "histogram.png",
         **kwargs: Any,
-    ) -> str:
-        """Histogram of one column saved to `filename` (numbered if taken); returns its name."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    ) -> str | None:
+        """Histogram of one column saved under acro_artifacts/ (numbered if taken); returns
+        its path, or None for several columns, an empty column or a blocked extension."""
+        if self.config.is_blocked(filename):
+            logger.warning("Blocked file extension %s: choose another file type.", filename)
+            return None
+        if isinstance(column, list):
+            logger.warning("Calculating histogram for more than one columns is not currently "
+                           "supported. Please do each column separately.")
+            return None
+        command = _caller_command()
         values = pd.to_numeric(data[column], errors="coerce").dropna().to_numpy()
+        if values.size == 0:
+            logger.warning("Column %s is empty after dropping NaN. \nEmpty Histogram not "
+                           "produced.", column)
+            self.results.add(status="fail", output_type="histogram",
+                             properties={"method": "histogram"}, command=command,
+                             summary="fail; empty column after dropping NaN", outputs=[])
+            return None
         counts, edges = np.histogram(values, bins=bins, range=kwargs.get("range"))
-        flags = {
-            rules.THRESHOLD: rules.threshold_mask(
-                counts, self.config.safe_threshold, self.config.zeros_are_disclosive
-            )[None, :]
-        }
+        if self.federated:
+            self._store_evidence(command, ["Histogram"],
+                                 {"count_table": pd.Series(counts).to_csv()})
+            return None
+        flags = {rules.THRESHOLD: rules.threshold_mask(
+            counts, self.config.safe_threshold, self.config.zeros_are_disclosive)[None, :]}
         verdict = rules.verdict_for(flags)
         summary = f"{verdict}; bins below threshold: {int(flags[rules.THRESHOLD].sum())}"
         if kwargs.get("range") is None:
             summary += "; review: the outermost bin edges are the data's minimum and maximum"
-        path = _free_name(filename)
-        figure, axes = plt.subplots()
-        axes.hist(values, bins=edges)
-        axes.set_xlabel(column)
-        figure.savefig(path)
-        plt.close(figure)
-        table = pd.DataFrame([counts], columns=[f"[{a:g}, {b:g}]" for a, b in zip(edges[:-1],
-                                                                                edges[1:], strict=True)])
+        shown = values
+        if verdict == "fail" and self.suppress:
+            logger.warning("Histogram will not be shown as the %s column is disclosive.", column)
+            summary += "; Disclosive Histogram Redacted."
+            shown = np.ones_like(values)
+        path = _artefact_name(filename)
+        _save_plot(lambda axes: (axes.hist(shown, bins=edges if shown is values else bins),
+                                 axes.set_xlabel(column)), path)
+        table = pd.DataFrame([counts], columns=[
+            f"[{a:g}, {b:g}]" for a, b in zip(edges[:-1], edges[1:], strict=True)])
         self.results.add(
             status=verdict, output_type="histogram",
             properties={"method": "histogram", "bin_edges": [float(e) for e in edges],
                         "bin_counts": [int(c) for c in counts]},
+            command=command, summary=summary, outputs=[str(path)], flags=flags,
+            outcome=outcome_frame(table, flags),
+            fair={"variables": {"dependent": "unknown", "independent": [str(column)]}},
+        )
+        return str(path)
+
+    def pie(self, data: pd.DataFrame, column: str, filename: str = "pie.png",
+            **kwargs: Any) -> str | None:
+        """Pie chart of a categorical column's counts under acro_artifacts/; categories below
+        the threshold fail (and are not drawn when suppressing). Returns the path."""
+        if self.config.is_blocked(filename):
+            logger.warning("Blocked file extension %s: choose another file type.", filename)
+            return None
+        counts = data[column].value_counts()
+        if self.federated:
+            self._store_evidence(_caller_command(), ["PieChart"], {"count_table": counts.to_csv()})
+            return None
+        flags = {rules.THRESHOLD: rules.threshold_mask(
+            counts.to_numpy(), self.config.safe_threshold, True)[:, None]}
+        verdict = rules.verdict_for(flags)
+        small = int(flags[rules.THRESHOLD].sum())
+        summary = f"{verdict}; categories below threshold: {small}"
+        shown = counts
+        if verdict == "fail" and self.suppress:
+            logger.warning("Pie chart will not be shown as the %s column is disclosive.", column)
+            summary += "; Pie Chart Redacted."
+            shown = pd.Series(0.01, index=counts.index)
+        else:
+            summary += "; Please also check for missing categories."
+        path = _artefact_name(filename)
+        _save_plot(lambda axes: axes.pie(shown.to_numpy(), labels=shown.index, **kwargs), path)
+        table = counts.to_frame()
+        self.results.add(
+            status=verdict, output_type="pie chart", properties={"method": "pie"},
             command=_caller_command(), summary=summary, outputs=[str(path)], flags=flags,
             outcome=outcome_frame(table, flags),
+            fair={"variables": {"dependent": "unknown", "independent": [str(column)]}},
         )
         return str(path)
 
     def surv_func(
         self, time: Any, status: Any, output: str = "table", entry: Any = None,
-        title: str = "Survival function", xlabel: str = "t", ylabel: str = "S(t)",
-        filename: str = "kaplan-meier.png",
+        title: str = "Survival function", freq_weights: Any = None, exog: Any = None,
+        bw_factor: float = 1.0, filename: str = "kaplan-meier.png",
     ) -> Any:
-        """Kaplan-Meier estimate (statsmodels SurvfuncRight); rows with few at risk fail."""
+        """Kaplan-Meier estimate (statsmodels SurvfuncRight); rows with few at risk fail.
+
+        output='table' records and returns the table; output='plot' records the plot and
+        returns (axes, path); anything else records nothing and returns None, as ACRO does.
+        """
         import statsmodels.api as sm
 
-        fitted = sm.SurvfuncRight(time, status, entry=entry, title=title)
+        if output not in ("table", "plot"):
+            return None
+        if output == "plot" and self.config.is_blocked(filename):
+            logger.warning("Blocked file extension %s: choose another file type.", filename)
+            return None
+        fitted = sm.SurvfuncRight(time, status, entry, title, freq_weights, exog, bw_factor)
         table = fitted.summary()
         at_risk = table["num at risk"].to_numpy()
         mask = np.repeat((at_risk < self.config.survival_safe_threshold)[:, None],
@@ -215,29 +452,37 @@ class ACRO:
         flags = {rules.THRESHOLD: mask}
         verdict = rules.verdict_for(flags)
         few = int(mask[:, 0].sum())
-        summary = f"{verdict}; rows with fewer than {self.config.survival_safe_threshold} at risk: {few}"
+        summary = (f"KaplanMeier : {verdict}; rows with fewer than "
+                   f"{self.config.survival_safe_threshold} at risk: {few}")
+        fair = {"variables": {"dependent": str(getattr(status, "name", "status")),
+                              "independent": [str(getattr(time, "name", "time"))]}}
+        if output == "table":
+            self.results.add(
+                status=verdict, output_type="table", properties={"method": "surv func"},
+                command=_caller_command(), summary=summary, outputs=[table], flags=flags,
+                outcome=outcome_frame(table, flags), fair=fair,
+            )
+            return table
+        path = _artefact_name(filename)
+        figure = fitted.plot()
+        figure.axes[0].set_title(title)
+        figure.savefig(path)
         self.results.add(
-            status=verdict, output_type="table", properties={"method": "surv_func"},
-            command=_caller_command(), summary=summary, outputs=[table], flags=flags,
-            outcome=outcome_frame(table, flags),
+            status=verdict, output_type="survival plot", properties={"method": "surv_func"},
+            command=_caller_command(), summary=summary, outputs=[str(path)], fair=fair,
         )
-        if output == "plot":
-            import matplotlib
-
-            matplotlib.use("Agg")
-            figure = fitted.plot()
-            figure.axes[0].set_title(title)
-            figure.axes[0].set_xlabel(xlabel)
-            figure.axes[0].set_ylabel(ylabel)
-            path = _free_name(filename)
-            figure.savefig(path)
-            return str(path)
-        return table
+        return figure.axes[0], str(path)
 
     # ----- regressions ----------------------------------------------------------------------
     def _record_model(self, method: str, fitted: Any) -> Any:
         """Check residual degrees of freedom and store the summary tables."""
         dof = float(fitted.df_resid)
+        command = _caller_command()
+        analysis = "BinaryLogisticRegression" if "logit" in method or "probit" in method \
+            else "GeneralLinearModel"
+        if self.federated:
+            self._store_evidence(command, [analysis], {}, int(dof) if dof.is_integer() else dof)
+            return fitted
         fails = rules.dof_fails(dof, self.config.safe_dof_threshold)
         verdict = "fail" if fails else "pass"
         comparison = "<" if fails else ">="
@@ -245,7 +490,10 @@ class ACRO:
         tables = [pd.DataFrame(t.data) for t in fitted.summary().tables]
         self.results.add(
             status=verdict, output_type="regression", properties={"method": method, "dof": dof},
-            command=_caller_command(), summary=summary, outputs=tables,
+            command=command, summary=summary, outputs=tables,
+            fair={"analyses": [analysis], "variables": {
+                "dependent": str(fitted.model.endog_names),
+                "independent": [str(n) for n in fitted.model.exog_names]}},
         )
         return fitted
 
@@ -299,24 +547,32 @@ class ACRO:
 
     # ----- session management ---------------------------------------------------------------
     def custom_output(self, filename: str, comment: str = "") -> bool:
-        """Add a file made without the wrapper; it is checked like any submitted file."""
+        """Add a file made without the wrapper, checked like any file submitted to the airlock:
+        count tables by rule, free-form files to review. False (nothing added) for a blocked
+        extension, as ACRO; a missing file is not added."""
         from lnds_spe.sdc.filecheck import check_file
 
-        verdict = check_file(filename)
+        if self.config.is_blocked(filename):
+            logger.warning("Blocked file extension %s: choose another file type.", filename)
+            return False
+        if not Path(filename).is_file():
+            logger.warning("Unable to add %s because the file does not exist.", filename)
+            return True
+        verdict = check_file(filename, self.config)
         self.results.add(
             status=verdict["status"], output_type="custom", properties={"method": "custom"},
             command=_caller_command(), summary="; ".join(verdict["reasons"]) or verdict["status"],
-            outputs=[filename], comments=[comment] if comment else [],
+            outputs=[os.path.normpath(filename)], comments=[comment] if comment else [],
         )
-        return verdict["status"] != "fail"
+        return True
 
     def add_exception(self, output: str, reason: str) -> None:
         """Ask checkers to release a failing/review output, giving the reason."""
-        self.results.get(output).exception = reason
+        self.results.add_exception(output, reason)
 
     def add_comments(self, output: str, comment: str) -> None:
         """Attach a comment for the checkers."""
-        self.results.get(output).comments.append(comment)
+        self.results.add_comments(output, comment)
 
     def remove_output(self, key: str) -> None:
         """Drop an output from the session."""
@@ -331,9 +587,19 @@ class ACRO:
 
     def print_outputs(self) -> str:
         """Print and return every output with its verdict."""
-        text = self.results.printable()
-        print(text)
-        return text
+        return self.results.print()
+
+    def show_fair_summaries(self) -> str:
+        """Each output's FAIR description (analyses, dependent and independent variables)."""
+        text = ""
+        for uid, record in self.results.results.items():
+            text += uid + "\n"
+            for key, value in record.fair.items():
+                if isinstance(value, dict):
+                    text += "".join(f"{k} : {v}\n" for k, v in value.items())
+                else:
+                    text += f"{key}:{value}\n"
+        return text + "\n"
 
     def session_summary(self) -> dict[str, Any]:
         """Counts by verdict and type (kept out of the release folder)."""
@@ -347,17 +613,60 @@ class ACRO:
         """Stop suppressing unsafe cells."""
         self.suppress = False
 
-    def finalise(self, path: str = "outputs", ext: str = "json") -> Records:
-        """Write the folder for the airlock: outputs, results.json, config.json, checksums."""
+    def enable_rounding(self, base: int | None = None) -> None:
+        """Round table cells to `base` (default: the config's safe_round_base) from now on;
+        this replaces suppression."""
+        if base is not None:
+            self.round_base = base
+        self.mitigation = "round"
+
+    def disable_rounding(self) -> None:
+        """Stop rounding (mitigation falls back to none)."""
+        if self.mitigation == "round":
+            self.mitigation = "none"
+
+    def finalise(self, path: str = "outputs", ext: str = "json",
+                 interactive: bool = False) -> Records | None:
+        """Write the folder for the airlock: outputs, results.json, config.json, checksums
+        (federated: evidence.json and the count tables). An existing folder is left alone and
+        None returned, as ACRO does; interactive asks for the reason of each unexplained
+        failing output first."""
+        if Path(path).exists():
+            logger.warning("Results file can not be created. Directory %s already exists. "
+                           "Please choose a different directory name.", path)
+            return None
+        if self.federated:
+            write_evidence(path, self._federated_evidence, self.config)
+            return self.results
+        if interactive:
+            self.results.validate_outputs()
         self.results.finalise(path, ext, self.config)
+        shutil.rmtree(ARTIFACTS_DIR, ignore_errors=True)
         return self.results
 
 
-def _free_name(filename: str) -> Path:
-    """filename, or filename with _1, _2, ... before the suffix if taken."""
-    path = Path(filename)
+ARTIFACTS_DIR = "acro_artifacts"
+
+
+def _artefact_name(filename: str) -> Path:
+    """acro_artifacts/<filename>, or with _1, _2, ... before the suffix if taken."""
+    path = Path(ARTIFACTS_DIR) / Path(filename).name
+    path.parent.mkdir(exist_ok=True)
     candidate, number = path, 0
     while candidate.exists():
         number += 1
         candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
     return candidate
+
+
+def _save_plot(draw: Any, path: Path) -> None:
+    """Draw on a fresh matplotlib figure (no display) and save it to path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    draw(axes)
+    figure.savefig(path)
+    plt.close(figure)

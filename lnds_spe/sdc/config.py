@@ -14,6 +14,10 @@ from lnds_spe.errors import SPEError
 _PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 
 
+class SDCConfigError(SPEError, ValueError):
+    """An SDC config that cannot be used: unknown name, unreadable file or unknown keys."""
+
+
 @dataclass(frozen=True)
 class SDCConfig:
     """Thresholds used by every rule; field names are ACRO's default.yaml keys."""
@@ -28,7 +32,13 @@ class SDCConfig:
     zeros_are_disclosive: bool = True
     safe_round_base: int = 5
     redaction_threshold: int | None = None
+    federated: bool = False
+    blocked_extensions: tuple[str, ...] = (".svg", ".gph")
     profile: str = "sdap"
+
+    def is_blocked(self, filename: str | Path) -> bool:
+        """Whether a plot or custom output's extension is on the blocked list."""
+        return Path(filename).suffix.lower() in {e.lower() for e in self.blocked_extensions}
 
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping, written as config.json next to the outputs."""
@@ -41,7 +51,8 @@ def profile_names() -> list[str]:
 
 
 def load_config(source: str | Path | dict[str, Any] | None = None) -> SDCConfig:
-    """Build a config from a profile name ('sdap', 'opensafely'), a YAML file path or a mapping.
+    """Build a config from a profile name ('sdap', 'opensafely'), a YAML file path, the name
+    of a YAML file without its suffix (as ACRO looks configs up) or a mapping.
 
     A YAML file may name a base profile under `profile:` and override any key.
     """
@@ -53,20 +64,24 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> SDCConfig:
         values = {"profile": source}
     elif isinstance(source, str | Path) and Path(source).is_file():
         values = _read_yaml(Path(source))
+    elif isinstance(source, str) and Path(f"{source}.yaml").is_file():
+        values = _read_yaml(Path(f"{source}.yaml"))
     else:
-        raise SPEError(
+        raise SDCConfigError(
             f"SDC config {source!r} is neither a profile ({', '.join(profile_names())}) "
             "nor a readable YAML file: pass one of those."
         )
     base_name = values.pop("profile", "sdap")
     profiles = _read_yaml(_PROFILES_FILE)
     if base_name not in profiles:
-        raise SPEError(f"SDC profile {base_name!r} is unknown: use one of {profile_names()}.")
+        raise SDCConfigError(f"SDC profile {base_name!r} is unknown: use one of {profile_names()}.")
     merged = {**profiles[base_name], **values, "profile": base_name}
     known = {f.name for f in dataclasses.fields(SDCConfig)}
-    unknown = sorted(set(merged) - known - {"blocked_extensions", "federated", "suppress"})
+    unknown = sorted(set(merged) - known - {"suppress"})
     if unknown:
-        raise SPEError(f"SDC config has unknown keys {unknown}: use ACRO's default.yaml keys.")
+        raise SDCConfigError(f"SDC config has unknown keys {unknown}: use ACRO's default.yaml keys.")
+    if "blocked_extensions" in merged:
+        merged["blocked_extensions"] = tuple(merged["blocked_extensions"] or ())
     return SDCConfig(**{k: v for k, v in merged.items() if k in known})
 
 
@@ -75,5 +90,5 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
     if not isinstance(data, dict):
-        raise SPEError(f"SDC config file {path.name} must hold a YAML mapping of settings.")
+        raise SDCConfigError(f"SDC config file {path.name} must hold a YAML mapping of settings.")
     return data

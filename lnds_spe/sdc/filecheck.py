@@ -1,5 +1,9 @@
 """Checks for a file submitted to the airlock without the wrapper: type, size, structure, and
-the table rules for CSV/TSV count tables. Returns a plain JSON-serialisable verdict."""
+the table rules for CSV/TSV count tables. Returns a plain JSON-serialisable verdict.
+
+Only count tables can pass by rule. Every other file that clears the structural checks
+(free text, markdown, JSON, images, SVG/HTML, notebooks) goes to `review`: a checker must
+read it, as ACRO sends custom outputs to review."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ IDENTIFIER_PATTERN = re.compile(
 _SCRIPT_PATTERN = re.compile(r"<script|\son\w+\s*=|javascript:", re.IGNORECASE)
 _EMBEDDED_PATTERN = re.compile(r"data:|<foreignObject|<image|xlink:href\s*=\s*['\"](?!#)",
                                re.IGNORECASE)
+FREE_FORM_REASON = "free-form file: no rule can check it, a checker must read it"
 _MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff"}
 
 
@@ -52,9 +57,8 @@ def check_file(path: str | Path, config: SDCConfig | None = None) -> dict[str, A
             return _fail(result, "contains scripts or event handlers")
         if suffix == ".svg" and _EMBEDDED_PATTERN.search(text):
             return _fail(result, "SVG embeds data or external content")
+    if suffix == ".ipynb" and _check_notebook(result, data)["status"] == "fail":
         return result
-    if suffix == ".ipynb":
-        return _check_notebook(result, data)
     if suffix in (".csv", ".tsv") or (suffix == ".txt" and b"\t" in data[:4096]):
         return _check_table(result, path, "\t" if suffix != ".csv" else ",", config)
     if suffix == ".json":
@@ -62,6 +66,7 @@ def check_file(path: str | Path, config: SDCConfig | None = None) -> dict[str, A
             json.loads(data)
         except ValueError:
             return _fail(result, "not valid JSON")
+    _review(result, FREE_FORM_REASON)
     return result
 
 
@@ -112,6 +117,7 @@ def _check_table(
         if len(series) > 20 and series.nunique() == len(series):
             _review(result, f"column {column!r} has a distinct value on every row")
     if numeric.empty:
+        _review(result, f"no count cells to check: {FREE_FORM_REASON}")
         return result
     values = numeric.to_numpy(dtype=float)
     column_positions = [table.columns.get_loc(c) for c in numeric.columns]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,8 +19,23 @@ import pandas as pd
 from lnds_spe import __version__
 from lnds_spe.errors import SPEError
 from lnds_spe.sdc.config import SDCConfig
+from lnds_spe.sdc.rules import acro_check_name
+from lnds_spe.sdc.tables import MaskMismatchError
 
 ACRO_LAYOUT_VERSION = "1.0.2"
+logger = logging.getLogger("lnds_spe.sdc")
+
+
+class UnknownOutputError(SPEError, ValueError):
+    """No output of the session has that name."""
+
+
+class OutputNameTakenError(SPEError, ValueError):
+    """An output with that name exists already."""
+
+
+class ResultsFormatError(SPEError, ValueError):
+    """finalise was asked for a results format other than json or xlsx."""
 
 
 @dataclass
@@ -37,31 +53,54 @@ class Record:
     outcome: pd.DataFrame | None = None
     comments: list[str] = field(default_factory=list)
     exception: str = ""
+    fair: dict[str, Any] = field(default_factory=dict)
     timestamp: str = field(default_factory=lambda: datetime.datetime.now().isoformat())
 
-    def sdc_block(self) -> dict[str, Any]:
-        """ACRO's per-file `sdc`: count and [row, col] positions of flagged cells per rule."""
+    @property
+    def output(self) -> list[Any]:
+        """The output tables or file names, under ACRO's attribute name."""
+        return self.outputs
+
+    @property
+    def sdc(self) -> dict[str, Any]:
+        """ACRO's `sdc`: count and [row, col] positions of flagged cells per check.
+
+        ACRO's check names where ACRO has the check (MinimumThresholdCheck, NKCheck, ...);
+        the project's further rules keep their own names as extra keys.
+        """
         if not self.flags:
             return {}
-        summary = {name: int(np.count_nonzero(mask)) for name, mask in self.flags.items()}
-        cells = {
-            name: [[int(i) for i in pos] for pos in np.argwhere(mask)]
-            for name, mask in self.flags.items()
-        }
+        named = {acro_check_name(name): np.asarray(mask) for name, mask in self.flags.items()}
+        summary: dict[str, Any] = {n: int(np.count_nonzero(m)) for n, m in named.items()}
+        cells = {n: [[int(i) for i in pos] for pos in np.argwhere(m)] for n, m in named.items()}
         summary["suppressed"] = bool(self.properties.get("suppressed", False))
+        summary.setdefault("negative", 0)
         return {"summary": summary, "cells": cells}
+
+    def __str__(self) -> str:
+        """Every field, as ACRO prints a record."""
+        return (f"uid: {self.uid}\nstatus: {self.status}\ntype: {self.output_type}\n"
+                f"properties: {self.properties}\nsdc: {self.sdc}\nfair: {self.fair}\n"
+                f"command: {self.command}\nsummary: {self.summary}\n"
+                f"outcome: {self.outcome}\noutput: {self.outputs}\n"
+                f"timestamp: {self.timestamp}\ncomments: {self.comments}\n"
+                f"exception: {self.exception}\n")
 
 
 def outcome_frame(table: pd.DataFrame, flags: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per-cell text 'ok' or 'rule; rule; ' with the table's labels, as ACRO shows it."""
-    names = [name for name, mask in flags.items() if mask.shape == table.shape]
+    wrong = [name for name, mask in flags.items() if mask.shape != table.shape]
+    if wrong:
+        raise MaskMismatchError(f"The masks {wrong} do not fit the {table.shape} table.")
+    names = list(flags)
     # Each distinct combination of rules becomes one bit pattern; build its text once.
     pattern = np.zeros(table.shape, dtype=np.int64)
     for bit, name in enumerate(names):
         pattern |= np.asarray(flags[name], dtype=bool).astype(np.int64) << bit
     distinct, where = np.unique(pattern, return_inverse=True)
     texts = np.array(
-        ["".join(f"{n}; " for b, n in enumerate(names) if p >> b & 1) or "ok" for p in distinct],
+        ["".join(f"{acro_check_name(n)}; " for b, n in enumerate(names) if p >> b & 1) or "ok"
+         for p in distinct],
         dtype=object,
     )
     text = texts[where.reshape(-1)].reshape(table.shape)
@@ -88,12 +127,12 @@ class Records:
 
     def __init__(self) -> None:
         self.results: dict[str, Record] = {}
-        self._next = 0
+        self.output_id = 0
 
     def add(self, **kwargs: Any) -> Record:
         """Create and store a record with the next uid."""
-        uid = f"output_{self._next}"
-        self._next += 1
+        uid = f"output_{self.output_id}"
+        self.output_id += 1
         record = Record(uid=uid, **kwargs)
         self.results[uid] = record
         return record
@@ -101,8 +140,17 @@ class Records:
     def get(self, key: str) -> Record:
         """A record by uid, with a clear error naming the known ones."""
         if key not in self.results:
-            raise SPEError(f"No output named {key!r}: known outputs are {list(self.results)}.")
+            raise UnknownOutputError(
+                f"No output named {key!r}: known outputs are {list(self.results)}.")
         return self.results[key]
+
+    def get_keys(self) -> list[str]:
+        """Names of the outputs, in order."""
+        return list(self.results)
+
+    def get_index(self, index: int) -> Record:
+        """The output at a position (negative counts from the end), as ACRO's records."""
+        return self.results[list(self.results)[index]]
 
     def remove(self, key: str) -> None:
         """Drop an output from the session."""
@@ -113,29 +161,37 @@ class Records:
         """Give an output a new uid."""
         record = self.get(old)
         if new in self.results:
-            raise SPEError(f"Output name {new!r} is taken: choose another name.")
+            raise OutputNameTakenError(f"Output name {new!r} is taken: choose another name.")
         record.uid = new
         self.results = {(new if k == old else k): v for k, v in self.results.items()}
 
-    def printable(self) -> str:
-        """Human-readable listing of every output, its verdict and summary."""
-        lines = []
-        for uid, record in self.results.items():
-            lines.append(f"uid: {uid}\nstatus: {record.status}\ntype: {record.output_type}")
-            lines.append(f"properties: {record.properties}\ncommand: {record.command}")
-            lines.append(f"summary: {record.summary}")
-            if record.outcome is not None:
-                lines.append(f"outcome:\n{record.outcome}")
-            for output in record.outputs:
-                lines.append(f"output:\n{output}")
-            lines.append(f"comments: {record.comments}\nexception: {record.exception}\n")
-        return "\n".join(lines)
+    def add_comments(self, output: str, comment: str) -> None:
+        """Attach a comment for the checkers."""
+        self.get(output).comments.append(comment)
+
+    def add_exception(self, output: str, reason: str) -> None:
+        """Ask checkers to release a failing/review output, giving the reason."""
+        self.get(output).exception = reason
+
+    def print(self) -> str:
+        """Print and return every output, as ACRO's records print them."""
+        text = "".join(f"{record}\n" for record in self.results.values())
+        print(text)
+        return text
+
+    def validate_outputs(self, ask: Any = input) -> None:
+        """Ask the researcher for the reason of every failing/review output without one."""
+        for record in self.results.values():
+            if record.status != "pass" and not record.exception:
+                print(f"{record}\nThe status of the record above is: {record.status}.\n"
+                      "Please explain why an exception should be granted.")
+                record.exception = ask("")
 
     def results_document(self, file_names: dict[str, list[str]]) -> dict[str, Any]:
-        """results.json content in ACRO 1.0.2's layout."""
+        """results.json content in ACRO 1.0.2's layout (check names, `fair`, `tool`)."""
         results = {}
         for uid, record in self.results.items():
-            sdc = record.sdc_block()
+            sdc = record.sdc
             results[uid] = {
                 "uid": uid,
                 "status": record.status,
@@ -151,23 +207,29 @@ class Records:
                 "timestamp": record.timestamp,
                 "comments": record.comments,
                 "exception": record.exception,
+                "fair": record.fair,
             }
         return {
             "version": ACRO_LAYOUT_VERSION,
-            "tool": {"name": "lnds-spe sdc", "version": __version__, "acro_compatible": "1.0.2"},
+            "tool": {"@type": "SoftwareApplication", "name": "lnds-spe sdc",
+                     "version": __version__, "acro_compatible": ACRO_LAYOUT_VERSION},
             "results": results,
         }
 
-    def finalise(self, path: str | Path, ext: str, config: SDCConfig) -> Path:
+    def finalise(self, path: str | Path, ext: str, config: SDCConfig) -> Path | None:
         """Write the release folder atomically: outputs, results, config, sha256 checksums.
 
+        An existing folder is left untouched and nothing is written (None), as ACRO does.
         Session summaries are "do not release" material and never enter this folder.
         """
         target = Path(path)
-        if target.exists():
-            raise SPEError(f"Output folder {target} already exists: choose a new folder name.")
         if ext not in ("json", "xlsx"):
-            raise SPEError(f"finalise: ext {ext!r} is not 'json' or 'xlsx'.")
+            raise ResultsFormatError(
+                f"finalise: ext {ext!r} is not valid. Options: {{json, xlsx}}.")
+        if target.exists():
+            logger.warning("Results file can not be created. Directory %s already exists. "
+                           "Please choose a different directory name.", target)
+            return None
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
@@ -203,20 +265,24 @@ class Records:
         return names
 
     def _write_excel(self, path: Path) -> None:
-        """results.xlsx: a summary sheet and one sheet per output (needs openpyxl)."""
-        rows = [
-            {"uid": r.uid, "status": r.status, "type": r.output_type, "command": r.command,
-             "summary": r.summary, "exception": r.exception, "comments": "; ".join(r.comments)}
-            for r in self.results.values()
-        ]
+        """results.xlsx as ACRO lays it out: a `description` sheet, then one sheet per output
+        with its command, summary, outcome and tables (custom outputs have no sheet)."""
+        tabular = {uid: r for uid, r in self.results.items() if r.output_type != "custom"}
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            pd.DataFrame(rows).to_excel(writer, sheet_name="results", index=False)
-            for uid, record in self.results.items():
-                start = 0
+            pd.DataFrame({"Sheet": list(tabular),
+                          "Command": [r.command for r in tabular.values()],
+                          "Summary": [r.summary for r in tabular.values()]}).to_excel(
+                writer, sheet_name="description", index=False)
+            for uid, record in tabular.items():
+                sheet = uid[:31]
+                pd.DataFrame([record.command, record.summary],
+                             index=["Command", "Summary"]).to_excel(writer, sheet_name=sheet)
+                if record.outcome is not None:
+                    record.outcome.to_excel(writer, sheet_name=sheet, startrow=4)
                 for output in record.outputs:
                     if isinstance(output, pd.DataFrame):
-                        output.to_excel(writer, sheet_name=uid[:31], startrow=start)
-                        start += len(output) + output.columns.nlevels + 2
+                        start = 1 + writer.sheets[sheet].max_row
+                        output.to_excel(writer, sheet_name=sheet, startrow=start)
 
 
 def _write_checksums(folder: Path) -> None:
@@ -227,6 +293,23 @@ def _write_checksums(folder: Path) -> None:
         if item.is_file():
             digest = hashlib.sha256(item.read_bytes()).hexdigest()
             (sums / f"{item.name}.txt").write_text(digest, "utf-8")
+
+
+def write_evidence(path: str | Path, evidence: dict[str, dict[str, Any]],
+                   config: SDCConfig) -> None:
+    """Federated mode: evidence.json (ACRO's manifest) with one CSV per interim table."""
+    folder = Path(path)
+    folder.mkdir(parents=True)
+    outputs = {}
+    for uid, entry in evidence.items():
+        files = {}
+        for name, csv_text in entry["interim_tables"].items():
+            files[name] = f"{uid}_{name}.csv"
+            (folder / files[name]).write_text(csv_text, "utf-8")
+        outputs[uid] = {**entry, "interim_tables": files}
+    document = {"version": ACRO_LAYOUT_VERSION, "outputs": outputs}
+    (folder / "evidence.json").write_text(json.dumps(document, indent=4), "utf-8")
+    (folder / "config.json").write_text(json.dumps(config.as_dict(), indent=4), "utf-8")
 
 
 def session_summary(records: Records) -> dict[str, Any]:

@@ -29,6 +29,17 @@ FAILING_RULES = frozenset(
 )
 REVIEW_RULES = frozenset({NEGATIVE, MISSING})
 
+# ACRO 1.0.2's names for the checks it also runs (results.json, Record.sdc, outcome cells);
+# the project's further rules keep their own names.
+ACRO_CHECK_NAMES = {THRESHOLD: "MinimumThresholdCheck", NK_RULE: "NKCheck",
+                    P_RATIO: "PPercentCheck", ZEROS: "PresenceOfZeroCheck",
+                    MISSING: "MissingCheck", DOF: "MinimumDoFCheck"}
+
+
+def acro_check_name(rule: str) -> str:
+    """ACRO's name for a rule, or the rule's own name where ACRO has no such check."""
+    return ACRO_CHECK_NAMES.get(rule, rule)
+
 
 def threshold_mask(counts: np.ndarray, threshold: int, zeros_are_disclosive: bool) -> np.ndarray:
     """Cells whose unweighted count is below the threshold (empty cells only if zeros disclose)."""

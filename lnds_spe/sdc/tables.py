@@ -17,6 +17,10 @@ FUSED_AGGFUNCS = ("count", "sum", "mean")
 MAGNITUDE_AGGFUNCS = ("sum", "mean", "std", "var", "median", "sem")
 
 
+class MaskMismatchError(SPEError, ValueError):
+    """A mask or value grid does not line up with the table it should be applied to."""
+
+
 @dataclass
 class CheckedTable:
     """A table as shown to the researcher plus its per-rule flags and verdict."""
@@ -28,6 +32,7 @@ class CheckedTable:
     counts: pd.DataFrame  # true unweighted counts per cell, for the differencing ledger
     hidden: np.ndarray  # cells not shown (suppressed or redacted)
     notes: list[str] = field(default_factory=list)
+    how: str = "suppressed"  # how hidden cells were hidden: suppressed or redacted
 
 
 def aggfunc_name(aggfunc: object) -> str | None:
@@ -38,6 +43,12 @@ def aggfunc_name(aggfunc: object) -> str | None:
              np.min: "min", np.var: "var", len: "count"}
     name = known.get(aggfunc)  # type: ignore[call-overload]
     return name if name is not None else getattr(aggfunc, "__name__", "custom")
+
+
+def aggfunc_label(aggfunc: object) -> str:
+    """The column label pandas gives an aggregation in a list of aggfuncs."""
+    func = agg_callable(aggfunc)
+    return func if isinstance(func, str) else getattr(func, "__name__", str(func))
 
 
 def grid_flags(grid: Grid2D, config: SDCConfig, magnitude: bool) -> dict[str, np.ndarray]:
@@ -156,7 +167,11 @@ def checked_crosstab(
         )
     notes: list[str] = []
     if value_series is not None and name not in FUSED_AGGFUNCS:
-        table, extra = _pandas_aggregate(rows, cols, value_series, aggfunc, grid_m, config)
+        table, extra = _pandas_aggregate(rows, cols, value_series, aggfunc, grid, config)
+        if margins:
+            table = _with_pandas_margins(table, rows, cols, value_series, aggfunc, grid,
+                                         np.ones(grid.count.shape, dtype=bool), margins_name)
+            extra = {k: np.pad(v, ((0, 1), (0, 1))) for k, v in extra.items()}
         flags.update(extra)
     else:
         table = _frame(_fused_values(grid_m, name, value_series is not None), grid_m)
@@ -172,21 +187,24 @@ def checked_crosstab(
     elif suppress:
         hidden = _failing(flags)
         if margins and hidden[:-1, :-1].any():
-            inner_keep = ~hidden[:-1, :-1]
-            regrid = grid.with_margins(margins_name, keep=inner_keep)
-            regrid_flags = grid_flags(regrid, config, magnitude)
-            hidden = hidden | np.pad(np.zeros_like(inner_keep), ((0, 1), (0, 1)),
-                                     constant_values=False)
-            hidden[-1, :] |= _failing(regrid_flags)[-1, :]
-            hidden[:, -1] |= _failing(regrid_flags)[:, -1]
+            # Totals are recomputed from the shown cells only, so no hidden cell is
+            # recoverable as a total minus the visible cells.
+            keep = ~hidden[:-1, :-1]
+            regrid = grid.with_margins(margins_name, keep=keep)
+            margin_fails = _failing(grid_flags(regrid, config, magnitude))
+            hidden[-1, :] |= margin_fails[-1, :]
+            hidden[:, -1] |= margin_fails[:, -1]
             if value_series is None or name in FUSED_AGGFUNCS:
                 table = _frame(_fused_values(regrid, name, value_series is not None), regrid)
+            else:
+                table = _with_pandas_margins(table.iloc[:-1, :-1], rows, cols, value_series,
+                                             aggfunc, grid, keep, margins_name)
         table = table.astype(float).mask(hidden)
     if normalize is not False:
         table = _normalise(table, normalize, margins)
         notes.append("normalised: checks ran on the underlying counts")
     verdict, summary = summarise(flags, hidden, how)
-    return CheckedTable(table, flags, verdict, summary, counts, hidden, notes)
+    return CheckedTable(table, flags, verdict, summary, counts, hidden, notes, how)
 
 
 def _rename(series: list[pd.Series], names: object) -> list[pd.Series]:
@@ -246,7 +264,7 @@ def _pandas_aggregate(
     keys = [s.name for s in rows + cols]
     grouped = frame.groupby(keys, observed=True, dropna=True)[values.name]
     name = aggfunc_name(aggfunc)
-    cell_values = grouped.agg(_agg_callable(aggfunc))
+    cell_values = grouped.agg(agg_callable(aggfunc))
     extra: dict[str, np.ndarray] = {}
     if name in ("max", "min"):
         target = grouped.transform(name)
@@ -269,11 +287,47 @@ def _pandas_aggregate(
     return table, extra
 
 
-def _agg_callable(aggfunc: object) -> str | Callable:
-    """pandas-acceptable aggregation (mode picks the smallest modal value, deterministically)."""
+def agg_mode(series: pd.Series) -> float:
+    """Smallest modal value of a group (deterministic), NaN for a group without values."""
+    return series.mode().iloc[0] if len(series.dropna()) else np.nan
+
+
+def agg_callable(aggfunc: object) -> str | Callable:
+    """pandas-acceptable aggregation: 'mode' becomes agg_mode, as in ACRO."""
     if aggfunc in ("mode", "agg_mode"):
-        return lambda s: s.mode().iloc[0] if len(s.dropna()) else np.nan
+        return agg_mode
     return aggfunc  # type: ignore[return-value]
+
+
+def _unit_cells(rows: list[pd.Series], cols: list[pd.Series], grid: Grid2D
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column position on the grid of every unit (-1 when its cell is not shown)."""
+    def positions(series: list[pd.Series], index: pd.Index) -> np.ndarray:
+        if not series:
+            return np.zeros(len(rows[0]), dtype=np.int64)
+        keys = series[0] if len(series) == 1 else pd.MultiIndex.from_arrays(series)
+        return index.get_indexer(keys)
+    return positions(rows, grid.row_index), positions(cols, grid.col_index)
+
+
+def _with_pandas_margins(
+    table: pd.DataFrame, rows: list[pd.Series], cols: list[pd.Series], values: pd.Series,
+    aggfunc: object, grid: Grid2D, keep: np.ndarray, margins_name: str,
+) -> pd.DataFrame:
+    """Add totals aggregated over the units of the kept cells only (aggregations not fused)."""
+    row_pos, col_pos = _unit_cells(rows, cols, grid)
+    placed = (row_pos >= 0) & (col_pos >= 0)
+    kept = placed.copy()
+    kept[placed] = keep[row_pos[placed], col_pos[placed]]
+    subset = pd.Series(values.to_numpy()[kept])
+    func = agg_callable(aggfunc)
+    n_rows, n_cols = grid.count.shape
+    row_margin = subset.groupby(row_pos[kept]).agg(func).reindex(range(n_rows)).to_numpy()
+    col_margin = subset.groupby(col_pos[kept]).agg(func).reindex(range(n_cols)).to_numpy()
+    grand = subset.agg(func) if len(subset) else np.nan
+    values_2d = np.block([[table.to_numpy(dtype=float), row_margin[:, None]],
+                          [col_margin[None, :], np.array([[grand]], dtype=float)]])
+    return _frame(values_2d, grid.with_margins(margins_name))
 
 
 def _align(
@@ -292,3 +346,94 @@ def _align(
         if row_label in row_pos and col_label in col_pos:
             out[row_pos[row_label], col_pos[col_label]] = value
     return out
+
+
+def label_block(checked: pd.DataFrame, prefix: tuple, one_way: bool) -> pd.DataFrame:
+    """A checked table relabelled as its block of a pandas result: column labels get `prefix`
+    (aggfunc and/or values name, as pandas adds them); a one-way table keeps one column."""
+    if one_way:
+        checked = checked.iloc[:, :1]
+        keys = [prefix]
+    else:
+        keys = [prefix + (c if isinstance(c, tuple) else (c,)) for c in checked.columns]
+    if all(len(k) == 1 for k in keys):
+        columns = pd.Index([k[0] for k in keys])
+    else:
+        columns = pd.MultiIndex.from_tuples(keys)
+    return pd.DataFrame(checked.to_numpy(), index=checked.index, columns=columns)
+
+
+def _indexers(checked: pd.DataFrame, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `table` of `checked`'s rows and columns, matched by label."""
+    rows = table.index.get_indexer(checked.index)
+    cols = table.columns.get_indexer(checked.columns)
+    if (rows < 0).any() or (cols < 0).any() or len(set(rows)) != table.shape[0]:
+        missing_rows = list(checked.index[rows < 0])[:5]
+        missing_cols = list(checked.columns[cols < 0])[:5]
+        raise MaskMismatchError(
+            f"The disclosure mask ({checked.shape[0]} x {checked.shape[1]}) does not fit the "
+            f"table ({table.shape[0]} x {table.shape[1]}): unmatched rows {missing_rows}, "
+            f"columns {missing_cols}. The output was not recorded; report this as a bug.")
+    return rows, cols
+
+
+def place_mask(mask: np.ndarray, checked: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+    """A mask over `checked`'s cells laid onto the same-labelled cells of `table`."""
+    if mask.shape != checked.shape:
+        raise MaskMismatchError(
+            f"The disclosure mask ({mask.shape[0]} x {mask.shape[1]}) does not fit the checked "
+            f"table ({checked.shape[0]} x {checked.shape[1]}); report this as a bug.")
+    rows, cols = _indexers(checked, table)
+    placed = np.zeros(table.shape, dtype=bool)
+    placed[np.ix_(rows, cols)] = mask
+    return placed
+
+
+def place_values(checked: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with the cells `checked` labels replaced by checked's values (floats)."""
+    rows, cols = _indexers(checked, table)
+    values = table.to_numpy(dtype=float, na_value=np.nan).copy()
+    values[np.ix_(rows, cols)] = checked.to_numpy(dtype=float, na_value=np.nan)
+    return pd.DataFrame(values, index=table.index, columns=table.columns)
+
+
+def combine_blocks(table: pd.DataFrame, blocks: list[CheckedTable],
+                   labelled: list[pd.DataFrame]) -> CheckedTable:
+    """One checked table from per-aggfunc blocks laid by label onto pandas' result `table`.
+
+    Hidden cells and recomputed totals replace pandas' values; with nothing hidden the result
+    is pandas' own table. A one-way block keeps its first column (see label_block).
+    """
+    flags: dict[str, np.ndarray] = {}
+    hidden = np.zeros(table.shape, dtype=bool)
+    shown = table
+    for block, frame in zip(blocks, labelled, strict=True):
+        width = frame.shape[1]
+        for name, mask in block.flags.items():
+            placed = place_mask(mask[:, :width], frame, table)
+            flags[name] = flags[name] | placed if name in flags else placed
+        hidden |= place_mask(block.hidden[:, :width], frame, table)
+        if block.hidden.any():
+            shown = place_values(frame, shown)
+    if hidden.any() and blocks[0].how == "redacted":
+        shown = shown.astype(object).mask(hidden, rules.REDACTED)
+    verdict, summary = summarise(flags, hidden, blocks[0].how)
+    notes = [note for block in blocks for note in block.notes]
+    return CheckedTable(shown, flags, verdict, summary, blocks[0].counts, hidden,
+                        list(dict.fromkeys(notes)), blocks[0].how)
+
+
+def rounded_table(table: pd.DataFrame, base: int, margins: bool, additive: bool
+                  ) -> pd.DataFrame:
+    """Cells rounded to the nearest multiple of base; totals of counts and sums are re-added
+    from the rounded cells, so they agree with what is shown."""
+    values = rules.round_to_base(table.to_numpy(dtype=float, na_value=np.nan), base)
+    if margins and additive:
+        if values.shape[1] == 1:
+            values[-1, 0] = np.nansum(values[:-1, 0])
+        else:
+            inner = values[:-1, :-1]
+            values[:-1, -1] = np.nansum(inner, axis=1)
+            values[-1, :-1] = np.nansum(inner, axis=0)
+            values[-1, -1] = np.nansum(inner)
+    return pd.DataFrame(values, index=table.index, columns=table.columns)

@@ -100,8 +100,9 @@ def test_release_bundle_holds_no_session_summary(tmp_path):
     assert not any("summary" in n for n in names)
     assert {"results.json", "results.xlsx", "config.json", "checksums", "output_0_0.csv"} <= names
     assert session.session_summary()["status_counts"] == {"pass": 1}
-    with pytest.raises(SPEError, match="already exists"):
-        session.finalise(str(out), "json")
+    before = sorted(p.name for p in out.iterdir())
+    assert session.finalise(str(out), "json") is None  # as ACRO: an existing folder is kept
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 def test_suppression_recomputes_margins():
@@ -124,7 +125,8 @@ def test_api_session_management(tmp_path, capsys):
     assert "output_0" in session.print_outputs() and "output_1" not in capsys.readouterr().out
     csv = tmp_path / "made_by_hand.csv"
     csv.write_text("g,count\na,3\nb,40\n")
-    assert session.custom_output(str(csv), "by hand") is False
+    assert session.custom_output(str(csv), "by hand") is True  # added, as ACRO ...
+    assert session.results.get_index(-1).status == "fail"  # ... with the table's verdict
     with pytest.raises(SPEError, match="output_9"):
         session.add_exception("output_9", "x")
 

@@ -172,12 +172,14 @@ def test_c14_results_json_layout(tmp_path):
     assert set(document) >= {"version", "tool", "results"}
     entry = document["results"]["output_0"]
     assert set(entry) == {"uid", "status", "type", "properties", "files", "outcome", "command",
-                          "summary", "timestamp", "comments", "exception"}
+                          "summary", "timestamp", "comments", "exception", "fair"}
     assert entry["status"] == "fail" and entry["type"] == "table"
     assert entry["files"][0]["name"] == "output_0_0.csv"
-    assert entry["files"][0]["sdc"]["cells"]["threshold"] == [[1, 0]]
-    assert entry["files"][0]["sdc"]["summary"]["threshold"] == 1
-    assert entry["outcome"]["F"]["North"] == "threshold; "
+    assert entry["files"][0]["sdc"]["cells"]["MinimumThresholdCheck"] == [[1, 0]]
+    assert entry["files"][0]["sdc"]["summary"]["MinimumThresholdCheck"] == 1
+    assert entry["outcome"]["F"]["North"] == "MinimumThresholdCheck; "
+    assert entry["fair"]["variables"] == {"dependent": "unknown",
+                                          "independent": ["region", "sex"]}
     assert entry["exception"] == "the cell is a known public figure"
     assert entry["comments"] == ["first table"]
     assert "session.crosstab(df.region, df.sex)" in entry["command"]

@@ -7,7 +7,7 @@ import pytest
 from lnds_spe.sdc.grid import as_float_array, make_key
 from lnds_spe.sdc.kernel import cell_stats
 from lnds_spe.sdc.records import outcome_frame
-from lnds_spe.sdc.tables import checked_crosstab
+from lnds_spe.sdc.tables import MaskMismatchError, checked_crosstab
 
 
 def reference_stats(cell: np.ndarray, v: np.ndarray, w: np.ndarray, n_cells: int, k: int):
@@ -132,12 +132,15 @@ def test_outcome_text_lists_each_cells_rules_in_flag_order():
     rng = np.random.default_rng(5)
     table = pd.DataFrame(np.zeros((6, 4)), index=list("abcdef"), columns=list("wxyz"))
     flags = {name: rng.random((6, 4)) < 0.4 for name in ("threshold", "nk-rule", "p-ratio")}
-    flags["other-shape"] = np.ones((2, 2), dtype=bool)
     outcome = outcome_frame(table, flags)
+    acro_names = {"threshold": "MinimumThresholdCheck", "nk-rule": "NKCheck",
+                  "p-ratio": "PPercentCheck"}
     for i in range(6):
         for j in range(4):
-            text = "".join(f"{name}; " for name in ("threshold", "nk-rule", "p-ratio")
+            text = "".join(f"{acro_names[name]}; " for name in ("threshold", "nk-rule", "p-ratio")
                            if flags[name][i, j])
             assert outcome.iloc[i, j] == (text or "ok")
     assert list(outcome.index) == list(table.index)
     assert list(outcome.columns) == list(table.columns)
+    with pytest.raises(MaskMismatchError):  # a mask that does not fit is never dropped
+        outcome_frame(table, {**flags, "other-shape": np.ones((2, 2), dtype=bool)})

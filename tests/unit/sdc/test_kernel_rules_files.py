@@ -89,7 +89,7 @@ def test_check_file_structure(tmp_path):
     (tmp_path / "b.svg").write_text('<svg><image href="data:image/png;base64,AA"/></svg>')
     assert check_file(tmp_path / "b.svg")["status"] == "fail"
     (tmp_path / "c.svg").write_text('<svg><rect width="1" height="1"/></svg>')
-    assert check_file(tmp_path / "c.svg")["status"] == "pass"
+    assert check_file(tmp_path / "c.svg")["status"] == "review"  # a checker reads it
     (tmp_path / "p.html").write_text('<p onclick="x()">hi</p>')
     assert check_file(tmp_path / "p.html")["status"] == "fail"
     (tmp_path / "fake.png").write_text("not an image")
@@ -99,7 +99,7 @@ def test_check_file_structure(tmp_path):
     assert check_file(tmp_path / "n.ipynb")["status"] == "fail"
     notebook["cells"][0]["outputs"] = []
     (tmp_path / "n.ipynb").write_text(json.dumps(notebook))
-    assert check_file(tmp_path / "n.ipynb")["status"] == "pass"
+    assert check_file(tmp_path / "n.ipynb")["status"] == "review"  # code: a checker reads it
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b\n" + "x,1\n" * 6000)
     assert "row limit" in check_file(rows)["reasons"][0]
