@@ -437,6 +437,14 @@ class Airlock:
             rules=self.config.as_dict(), released_by=caller.username, released_at=released_at,
             software_version=__version__)
 
+    def discard_unfinished(self) -> list[Path]:
+        """At start-up: delete bundles and stored copies a crash left half-written (temporary
+        names only; nothing the database refers to). Returns what was deleted."""
+        leftovers = [*self.releases.glob(".*.tmp"), *self.store.root.glob(".incoming-*")]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return leftovers
+
     def bundle_path(self, request_id: str) -> Path:
         """Where a request's released bundle lives."""
         return self.releases / f"{request_id}.zip"

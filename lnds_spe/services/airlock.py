@@ -7,6 +7,7 @@ point.
 
 from __future__ import annotations
 
+import logging
 import os
 from urllib.parse import urlparse
 
@@ -18,15 +19,20 @@ from lnds_spe.projects import open_registry
 from lnds_spe.services.airlock_api import create_app
 from lnds_spe.services.hub_auth import HubSignIn
 
+log = logging.getLogger("spe-airlock")
+
 
 def build_app():
     """The app for this process's environment."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/airlock/")
     airlock = Airlock(open_registry(), state_dir())
+    for path in airlock.discard_unfinished():
+        log.warning("deleted %s, left half-written by an earlier crash", path.name)
     return create_app(airlock, HubSignIn(), prefix=prefix)
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8010"))
     uvicorn.run(build_app(), host=url.hostname or "127.0.0.1", port=url.port or 8010,
                 log_level="info", access_log=True)

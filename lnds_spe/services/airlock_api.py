@@ -5,8 +5,6 @@ is decided by the hub scopes custom:airlock:request / review / admin together wi
 the project registry. Every route is thin over lnds_spe.airlock.service.Airlock.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 from pathlib import Path
@@ -194,6 +192,8 @@ def create_app(airlock: Airlock, sign_in: HubSignIn, prefix: str = "/services/ai
         return list_outputs(airlock.outputs_root / project)
 
     app.include_router(api)
+    from lnds_spe.services.airlock_pages import pages_router  # imports this module's helpers
+    app.include_router(pages_router(airlock, sign_in, prefix))
 
     @app.get(f"{prefix}oauth_callback", include_in_schema=False)
     async def oauth_callback(request: Request) -> RedirectResponse:
