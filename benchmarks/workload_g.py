@@ -138,6 +138,7 @@ def spe_hub(workdir: Path, prefix: str, slug: str, image: str,
            "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}",
            "SPE_HUB_API_PORT": str(free_port()),
            "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
+           "SPE_AIRLOCK_PORT": str(free_port()),
            "SPE_CONTAINER_PREFIX": prefix,
            "SPE_WORKSPACE_IMAGE": image,
            "PYTHONPATH": str(ROOT)}

@@ -23,6 +23,7 @@ def demo_hub(tmp_path_factory):
     env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_PYTHON": sys.executable,
            "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),
            "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
+           "SPE_AIRLOCK_PORT": str(free_port()),
            "SPE_CONTAINER_PREFIX": f"spee{uuid.uuid4().hex[:6]}"}
     env.pop("SPE_DATABASE_URL", None)
     init = subprocess.run([sys.executable, "-m", "lnds_spe", "demo", "init"], env=env,
