@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import requests
 
 from lnds_spe.projects import open_registry
 
-from .conftest import ACCESS, COUNTS, PROJECT
+from .conftest import COUNTS, PROJECT
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -198,7 +199,6 @@ def test_service_killed_mid_release_leaves_the_request_consistent(airlock_hub, u
     releases = airlock_hub.state / "airlock" / "releases"
     pid = _service_pid(airlock_hub.state)
     headers = users["carol"].headers
-    import threading
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(answer=_post_quietly(
         f"{airlock_hub.api}/requests/{rid}/release", headers)))
