@@ -530,7 +530,8 @@ class Airlock:
             try:
                 policies.check_can_view(actor, view)
             except AirlockError as error:
-                self._refused(caller, AuditAction.VIEW, request_id, row.project, error)
+                session.close()  # end this read first: on SQLite it would block the audit's write
+                self._refused(caller, AuditAction.VIEW, request_id, view.project, error)
                 raise
             files = self._files(session, row.id)
             sees_others = policies.sees_round_of_others(actor, view, row.round)
