@@ -21,6 +21,7 @@ from lnds_spe.sdc.ledger import CountTable, count_table_from_frame, differencing
 from lnds_spe.sdc.records import (
     Record,
     Records,
+    ResultsFormatError,
     outcome_frame,
     session_summary,
     write_evidence,
@@ -105,7 +106,7 @@ class ACRO:
             "suppress" if suppress else "none")
         self.round_base = round_base if round_base is not None else self.config.safe_round_base
         self.federated = bool(self.config.federated if federated is None else federated)
-        self.results = Records()
+        self.results = Records(self.config.blocked_extensions)
         self._federated_evidence: dict[str, dict[str, Any]] = {}
         self._count_tables: dict[str, tuple[CountTable, dict[tuple[str, ...], tuple[int, int]]]] = {}
         self._released: list[CountTable] = read_ledger(ledger, project) if ledger else []
@@ -134,6 +135,9 @@ class ACRO:
             self._mitigation = "suppress"
         elif self._mitigation == "suppress":
             self._mitigation = "none"
+        elif self._mitigation == "round":
+            logger.warning("Setting suppress=False had no effect because mitigation is "
+                           "'round': use disable_rounding() to turn rounding off.")
 
     @property
     def round_base(self) -> int:
@@ -167,6 +171,8 @@ class ACRO:
         """pandas.crosstab, checked (weights: survey weights, never used for thresholds;
         a list of aggfuncs gives one column block per function, as pandas does)."""
         del show_suppressed  # ACRO's deprecated flag: totals always come from shown cells
+        if isinstance(values, list) and values and np.ndim(values[0]) == 0:
+            values = pd.Series(values)
         if aggfunc is not None and (values is None or isinstance(values, list)):
             raise NoValuesError(
                 "If you pass an aggregation function to crosstab you must also specify a "
@@ -346,8 +352,7 @@ class ACRO:
     ) -> str | None:
         """Histogram of one column saved under acro_artifacts/ (numbered if taken); returns
         its path, or None for several columns, an empty column or a blocked extension."""
-        if self.config.is_blocked(filename):
-            logger.warning("Blocked file extension %s: choose another file type.", filename)
+        if self.results.is_blocked(filename):
             return None
         if isinstance(column, list):
             logger.warning("Calculating histogram for more than one columns is not currently "
@@ -397,8 +402,7 @@ class ACRO:
             **kwargs: Any) -> str | None:
         """Pie chart of a categorical column's counts under acro_artifacts/; categories below
         the threshold fail (and are not drawn when suppressing). Returns the path."""
-        if self.config.is_blocked(filename):
-            logger.warning("Blocked file extension %s: choose another file type.", filename)
+        if self.results.is_blocked(filename):
             return None
         counts = data[column].value_counts()
         if self.federated:
@@ -441,11 +445,14 @@ class ACRO:
 
         if output not in ("table", "plot"):
             return None
-        if output == "plot" and self.config.is_blocked(filename):
-            logger.warning("Blocked file extension %s: choose another file type.", filename)
+        if output == "plot" and self.results.is_blocked(filename):
             return None
         fitted = sm.SurvfuncRight(time, status, entry, title, freq_weights, exog, bw_factor)
         table = fitted.summary()
+        if self.federated:
+            self._store_evidence(_caller_command(), ["KaplanMeier"],
+                                 {"count_table": table["num at risk"].to_csv()})
+            return table if output == "table" else None
         at_risk = table["num at risk"].to_numpy()
         mask = np.repeat((at_risk < self.config.survival_safe_threshold)[:, None],
                          table.shape[1], axis=1)
@@ -478,8 +485,8 @@ class ACRO:
         """Check residual degrees of freedom and store the summary tables."""
         dof = float(fitted.df_resid)
         command = _caller_command()
-        analysis = "BinaryLogisticRegression" if "logit" in method or "probit" in method \
-            else "GeneralLinearModel"
+        analysis = {"logit": "Logit", "probit": "Probit"}.get(method.rstrip("r"),
+                                                               "GeneralLinearModel")
         if self.federated:
             self._store_evidence(command, [analysis], {}, int(dof) if dof.is_integer() else dof)
             return fitted
@@ -552,8 +559,7 @@ class ACRO:
         extension, as ACRO; a missing file is not added."""
         from lnds_spe.sdc.filecheck import check_file
 
-        if self.config.is_blocked(filename):
-            logger.warning("Blocked file extension %s: choose another file type.", filename)
+        if self.results.is_blocked(filename):
             return False
         if not Path(filename).is_file():
             logger.warning("Unable to add %s because the file does not exist.", filename)
@@ -631,6 +637,9 @@ class ACRO:
         (federated: evidence.json and the count tables). An existing folder is left alone and
         None returned, as ACRO does; interactive asks for the reason of each unexplained
         failing output first."""
+        if not self.federated and ext not in ("json", "xlsx"):
+            raise ResultsFormatError(
+                f"Invalid file extension. Options: {{json, xlsx}} (got {ext!r}).")
         if Path(path).exists():
             logger.warning("Results file can not be created. Directory %s already exists. "
                            "Please choose a different directory name.", path)

@@ -36,10 +36,6 @@ class SDCConfig:
     blocked_extensions: tuple[str, ...] = (".svg", ".gph")
     profile: str = "sdap"
 
-    def is_blocked(self, filename: str | Path) -> bool:
-        """Whether a plot or custom output's extension is on the blocked list."""
-        return Path(filename).suffix.lower() in {e.lower() for e in self.blocked_extensions}
-
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping, written as config.json next to the outputs."""
         return dataclasses.asdict(self)

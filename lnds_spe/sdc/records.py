@@ -125,9 +125,18 @@ def _outcome_json(outcome: pd.DataFrame | None) -> dict[str, dict[str, str]]:
 class Records:
     """The session's outputs in creation order, keyed by uid (output_0, output_1, ...)."""
 
-    def __init__(self) -> None:
+    def __init__(self, blocked_extensions: tuple[str, ...] | list[str] = ()) -> None:
         self.results: dict[str, Record] = {}
         self.output_id = 0
+        self.blocked_extensions = [e.lower() for e in blocked_extensions]
+
+    def is_blocked(self, filename: str | Path) -> bool:
+        """Whether a plot or custom output's extension is blocked (logged, as ACRO)."""
+        blocked = Path(filename).suffix.lower() in self.blocked_extensions
+        if blocked:
+            logger.warning("Blocked file extension %s: files with extension %s are not "
+                           "allowed.", filename, Path(filename).suffix)
+        return blocked
 
     def add(self, **kwargs: Any) -> Record:
         """Create and store a record with the next uid."""
@@ -137,11 +146,12 @@ class Records:
         self.results[uid] = record
         return record
 
-    def get(self, key: str) -> Record:
-        """A record by uid, with a clear error naming the known ones."""
+    def get(self, key: str, action: str = "unable to find {key}, key not found") -> Record:
+        """A record by uid; an unknown one raises with ACRO's message (`action`) and the
+        names of the known outputs."""
         if key not in self.results:
             raise UnknownOutputError(
-                f"No output named {key!r}: known outputs are {list(self.results)}.")
+                f"{action.format(key=key)} (known outputs: {list(self.results)}).")
         return self.results[key]
 
     def get_keys(self) -> list[str]:
@@ -154,14 +164,15 @@ class Records:
 
     def remove(self, key: str) -> None:
         """Drop an output from the session."""
-        self.get(key)
+        self.get(key, "unable to remove {key}, key not found")
         del self.results[key]
 
     def rename(self, old: str, new: str) -> None:
         """Give an output a new uid."""
-        record = self.get(old)
+        record = self.get(old, "unable to rename {key}, key not found")
         if new in self.results:
-            raise OutputNameTakenError(f"Output name {new!r} is taken: choose another name.")
+            raise OutputNameTakenError(
+                f"unable to rename, {new} already exists: choose another name.")
         record.uid = new
         self.results = {(new if k == old else k): v for k, v in self.results.items()}
 
@@ -171,7 +182,7 @@ class Records:
 
     def add_exception(self, output: str, reason: str) -> None:
         """Ask checkers to release a failing/review output, giving the reason."""
-        self.get(output).exception = reason
+        self.get(output, "unable to add exception: {key} not found").exception = reason
 
     def print(self) -> str:
         """Print and return every output, as ACRO's records print them."""
@@ -179,13 +190,13 @@ class Records:
         print(text)
         return text
 
-    def validate_outputs(self, ask: Any = input) -> None:
+    def validate_outputs(self) -> None:
         """Ask the researcher for the reason of every failing/review output without one."""
         for record in self.results.values():
             if record.status != "pass" and not record.exception:
                 print(f"{record}\nThe status of the record above is: {record.status}.\n"
                       "Please explain why an exception should be granted.")
-                record.exception = ask("")
+                record.exception = input("")
 
     def results_document(self, file_names: dict[str, list[str]]) -> dict[str, Any]:
         """results.json content in ACRO 1.0.2's layout (check names, `fair`, `tool`)."""
@@ -225,7 +236,7 @@ class Records:
         target = Path(path)
         if ext not in ("json", "xlsx"):
             raise ResultsFormatError(
-                f"finalise: ext {ext!r} is not valid. Options: {{json, xlsx}}.")
+                f"Invalid file extension. Options: {{json, xlsx}} (got {ext!r}).")
         if target.exists():
             logger.warning("Results file can not be created. Directory %s already exists. "
                            "Please choose a different directory name.", target)

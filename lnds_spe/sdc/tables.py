@@ -106,7 +106,8 @@ def _failing(flags: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def summarise(flags: dict[str, np.ndarray], hidden: np.ndarray, how: str) -> tuple[str, str]:
-    """Verdict and a human-readable summary; failing cells that are hidden no longer fail."""
+    """Verdict and a summary in ACRO's words ('MinimumThresholdCheck: fail - 3 cells may need
+    suppressing'); failing cells that are hidden no longer fail."""
     parts = []
     effective: dict[str, np.ndarray] = {}
     for name, mask in flags.items():
@@ -115,10 +116,12 @@ def summarise(flags: dict[str, np.ndarray], hidden: np.ndarray, how: str) -> tup
             continue
         open_mask = mask & ~hidden if name in rules.FAILING_RULES else mask
         effective[name] = open_mask
-        state = how if name in rules.FAILING_RULES and not open_mask.any() else (
-            "to review" if name in rules.REVIEW_RULES else "may need suppressing"
-        )
-        parts.append(f"{name}: {count} cells {state}")
+        check = rules.acro_check_name(name)
+        if name in rules.REVIEW_RULES:
+            parts.append(f"{check}: review - {count} cells with {name} values to review")
+        else:
+            done = f" ({how})" if not open_mask.any() else ""
+            parts.append(f"{check}: fail - {count} cells may need suppressing{done}")
     verdict = rules.verdict_for(effective)
     if verdict == "pass" and hidden.any() and how == "suppressed":
         verdict = "review"
@@ -167,14 +170,13 @@ def checked_crosstab(
         )
     notes: list[str] = []
     if value_series is not None and name not in FUSED_AGGFUNCS:
-        table, extra = _pandas_aggregate(rows, cols, value_series, aggfunc, grid, config)
-        if margins:
-            table = _with_pandas_margins(table, rows, cols, value_series, aggfunc, grid,
-                                         np.ones(grid.count.shape, dtype=bool), margins_name)
-            extra = {k: np.pad(v, ((0, 1), (0, 1))) for k, v in extra.items()}
-        flags.update(extra)
-    else:
+        extra = _extra_flags(rows, cols, value_series, name, grid, config)
+        flags.update({k: np.pad(v, ((0, 1), (0, 1))) if margins else v for k, v in extra.items()})
+    if value_series is None or (name == "mean" and value_series.dtype == np.float64):
         table = _frame(_fused_values(grid_m, name, value_series is not None), grid_m)
+    else:  # pandas' own table, so values and dtypes are exactly what pandas gives
+        table = _pandas_table(rows, cols, value_series, aggfunc, margins, margins_name, dropna,
+                              grid_m)
     if weight_series is not None and value_series is None:
         table = _frame(grid_m.weighted_count, grid_m)
         notes.append("weighted counts; thresholds applied to unweighted counts")
@@ -251,20 +253,14 @@ def _redact(
     return display, redacted
 
 
-def _pandas_aggregate(
-    rows: list[pd.Series],
-    cols: list[pd.Series],
-    values: pd.Series,
-    aggfunc: object,
-    grid: Grid2D,
-    config: SDCConfig,
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Aggregations the kernel does not fuse: table from pandas, extra rules from groupby."""
+def _extra_flags(
+    rows: list[pd.Series], cols: list[pd.Series], values: pd.Series, name: str | None,
+    grid: Grid2D, config: SDCConfig,
+) -> dict[str, np.ndarray]:
+    """Rules for aggregations the kernel does not fuse (extreme values, mode), from groupby."""
     frame = pd.concat(rows + cols + [values], axis=1)
     keys = [s.name for s in rows + cols]
     grouped = frame.groupby(keys, observed=True, dropna=True)[values.name]
-    name = aggfunc_name(aggfunc)
-    cell_values = grouped.agg(agg_callable(aggfunc))
     extra: dict[str, np.ndarray] = {}
     if name in ("max", "min"):
         target = grouped.transform(name)
@@ -279,12 +275,26 @@ def _pandas_aggregate(
     if name not in MAGNITUDE_AGGFUNCS:
         extra[rules.NK_RULE] = np.zeros(grid.count.shape, dtype=bool)
         extra[rules.P_RATIO] = np.zeros(grid.count.shape, dtype=bool)
-    table = pd.DataFrame(
-        _align(cell_values, rows, cols, grid, fill=np.nan),
-        index=grid.row_index.copy(),
-        columns=grid.col_index.copy(),
-    )
-    return table, extra
+    return extra
+
+
+def _pandas_table(
+    rows: list[pd.Series], cols: list[pd.Series], values: pd.Series, aggfunc: object,
+    margins: bool, margins_name: str, dropna: bool, grid: Grid2D,
+) -> pd.DataFrame:
+    """pandas.crosstab's table, its rows and columns put in the grid's order by label."""
+    columns = cols or [pd.Series("", index=values.index)]
+    table = pd.crosstab(rows, columns, values=values, aggfunc=agg_callable(aggfunc),
+                        margins=margins, margins_name=margins_name, dropna=dropna)
+    if not cols:
+        table.columns = grid.col_index[: table.shape[1]]
+    shape = _frame(np.zeros(grid.count.shape), grid)
+    row_pos, col_pos = _indexers(shape, table)
+    if len(set(col_pos)) != table.shape[1]:
+        raise MaskMismatchError(
+            f"pandas' table has columns {list(table.columns)}, the checked grid "
+            f"{list(grid.col_index)}; report this as a bug.")
+    return table.iloc[row_pos, col_pos]
 
 
 def agg_mode(series: pd.Series) -> float:
