@@ -452,7 +452,11 @@ class ACRO:
         if self.federated:
             self._store_evidence(_caller_command(), ["KaplanMeier"],
                                  {"count_table": table["num at risk"].to_csv()})
-            return table if output == "table" else None
+            if output == "table":
+                return table
+            path = _artefact_name(filename)
+            fitted.plot().savefig(path)
+            return None, str(path)
         at_risk = table["num at risk"].to_numpy()
         mask = np.repeat((at_risk < self.config.survival_safe_threshold)[:, None],
                          table.shape[1], axis=1)

@@ -30,6 +30,8 @@ def as_series_list(axis: object, prefix: str) -> list[pd.Series]:
         return []
     if isinstance(axis, pd.DataFrame):
         items = [axis[c] for c in axis.columns]
+    elif isinstance(axis, list | tuple) and axis and np.ndim(axis[0]) == 0:
+        items = [pd.Series(list(axis))]  # a list of labels is one variable, as in pandas
     elif isinstance(axis, list | tuple):
         items = [item if isinstance(item, pd.Series) else pd.Series(item) for item in axis]
     elif isinstance(axis, pd.Series):

@@ -207,3 +207,17 @@ def test_config_looked_up_by_name(in_tmp):
     session = ACRO(config="strict")
     assert session.config.safe_threshold == 20 and session.federated is True
     assert ACRO(config="strict", federated=False).federated is False
+
+
+def test_crosstab_accepts_series_arrays_and_lists_alike(grants):
+    session = ACRO(suppress=False)
+    kwargs = {"aggfunc": "count", "margins": True}
+    from_series = session.crosstab(grants.year, grants.grant_type,
+                                   values=grants.inc_grants, **kwargs)
+    from_arrays = session.crosstab(grants.year.to_numpy(), grants.grant_type.to_numpy(),
+                                   values=grants.inc_grants.to_numpy(), rownames=["year"],
+                                   colnames=["grant_type"], **kwargs)
+    from_lists = session.crosstab(grants.year.tolist(), grants.grant_type.tolist(),
+                                  values=grants.inc_grants.tolist(), **kwargs)
+    assert from_series.equals(from_arrays) and from_series.equals(from_lists)
+    assert [r.status for r in session.results.results.values()] == ["fail"] * 3
