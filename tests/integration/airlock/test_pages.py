@@ -132,6 +132,9 @@ def test_refusals_are_one_message_with_their_status(app):
     assert 'id="request-title"' in approve.text  # the request page, with the message on top
     assert browser(app, CAROL).get(f"{PREFIX}requests/{request_id}").status_code == 403  # a draft
     assert alice.get(f"{PREFIX}requests/nope").status_code == 404
+    untitled = post(alice, "requests", project=PROJECT, title=" ")
+    assert untitled.status_code == 422 and "title" in untitled.text
+    assert 'id="new-request-form"' in untitled.text  # the list page, with the message on top
 
 
 def test_two_checkers_review_independently_then_release(app):
@@ -156,8 +159,10 @@ def test_two_checkers_review_independently_then_release(app):
                 text="South/F is 3: fine as agreed").status_code == 303
     assert post(carol, f"requests/{request_id}/review").status_code == 303
 
+    assert "Your review is in" in carol.get(f"{PREFIX}requests/{request_id}").text
     before = dave.get(f"{PREFIX}requests/{request_id}").text
     assert "South/F is 3" not in before and "carol: Approve" not in before
+    assert "Vote on every output file" in before and 'id="action-review"' not in before
     for name in ("counts.csv", "plot.png"):
         assert post(dave, f"requests/{request_id}/vote", file=name, vote="approve").status_code == 303
     assert post(dave, f"requests/{request_id}/review").status_code == 303
@@ -175,3 +180,34 @@ def test_two_checkers_review_independently_then_release(app):
         assert sorted(archive.namelist()) == ["disclosure-record.json", "outputs/counts.csv",
                                               "outputs/plot.png"]
     assert 'id="download"' not in carol.get(f"{PREFIX}requests/{request_id}").text
+    assert 'id="download"' in browser(app, ADMIN).get(f"{PREFIX}requests/{request_id}").text
+
+
+def test_returned_request_shows_the_comments_and_reopens_for_changes(app, outputs):
+    alice, request_id = draft(app)
+    assert post(alice, f"requests/{request_id}/submit").status_code == 303
+    for checker in (browser(app, CAROL), browser(app, DAVE)):
+        assert post(checker, f"requests/{request_id}/vote", file="counts.csv",
+                    vote="changes_requested").status_code == 303
+        assert post(checker, f"requests/{request_id}/vote", file="plot.png",
+                    vote="approve").status_code == 303
+        assert post(checker, f"requests/{request_id}/comments",
+                    text="round South/F to base 5").status_code == 303
+        assert post(checker, f"requests/{request_id}/review").status_code == 303
+    assert post(browser(app, DAVE), f"requests/{request_id}/return").status_code == 303
+
+    page = alice.get(f"{PREFIX}requests/{request_id}").text
+    assert 'id="status" class="status status-returned"' in page
+    assert page.count("round South/F to base 5") == 2 and "dave: Changes requested" in page
+    assert 'id="add-file-form"' in page and "Returned for changes" in page
+    (outputs / "counts.csv").write_text("region,F,M\nNorthumbria,10,15\nSouth,5,20\nEast,30,30\n")
+    assert post(alice, f"requests/{request_id}/files", name="counts.csv",
+                kind="output").status_code == 303
+    assert post(alice, f"requests/{request_id}/submit").status_code == 303
+    assert 'id="to-review-table"' in browser(app, CAROL).get(PREFIX).text
+
+    admin = browser(app, ADMIN)
+    listed = admin.get(PREFIX).text
+    assert "All requests" in listed and request_id in listed and 'id="to-review' not in listed
+    seen = admin.get(f"{PREFIX}requests/{request_id}").text
+    assert "csv-preview" not in seen and "Northumbria" not in seen  # admins see requests, not data
