@@ -114,7 +114,8 @@ def acro_results_by_file(results_json: bytes) -> dict[str, dict[str, Any]]:
                 by_file[Path(name).name] = {
                     "uid": uid, "status": output.get("status"), "type": output.get("type"),
                     "summary": output.get("summary"), "exception": output.get("exception"),
-                    "comments": output.get("comments", [])}
+                    "comments": output.get("comments", []),
+                    "sdc": entry.get("sdc") if isinstance(entry, dict) else None}
     return by_file
 
 

@@ -192,3 +192,25 @@ def test_automatic_checks_are_stored_with_every_file(airlock, outputs):
     assert checks["analysis.py"]["status"] == "fail"  # not on the allow-list of file types
     assert checks["notes.txt"]["status"] in ("pass", "review")
     assert airlock.detail(CAROL, rid)["files"][2]["checks"] == checks["small.csv"]
+
+
+def test_an_acro_session_s_verdicts_are_stored_with_its_outputs(airlock, outputs, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from lnds_spe.sdc import ACRO
+
+    monkeypatch.chdir(outputs)
+    session = ACRO(suppress=False)
+    frame = pd.DataFrame({"region": np.repeat(list("ABC"), 30), "sex": list("FM") * 45})
+    frame.loc[0:3, "sex"] = "X"
+    session.crosstab(frame.region, frame.sex)
+    session.finalise("session1", "json")
+    rid = airlock.create(RESEARCHER, PROJECT, "ACRO session")["id"]
+    airlock.add_file(RESEARCHER, rid, "session1/output_0_0.csv")
+    airlock.add_file(RESEARCHER, rid, "session1/results.json", "supporting")
+    checks = {f["name"]: f["checks"] for f in airlock.submit(RESEARCHER, rid)["files"]}
+    acro = checks["session1/output_0_0.csv"]["acro"]
+    assert acro["uid"] == "output_0" and acro["status"] == "fail"
+    assert acro["sdc"]["cells"]
+    assert "acro" not in checks["session1/results.json"]
