@@ -6,17 +6,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from lnds_spe.cli_data import data_app, keys_app
-from lnds_spe.config import state_dir
-from lnds_spe.demo import init_demo
+from lnds_spe.config import DEFAULT_IMAGE, state_dir
 from lnds_spe.errors import SPEError
-from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
+
+if TYPE_CHECKING:  # the registry (SQLAlchemy, Alembic) is imported by the commands that use it
+    from lnds_spe.projects import Registry
 
 app = typer.Typer(help="LNDS SPE: a Secure Processing Environment on JupyterHub.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -40,8 +41,10 @@ def _actor() -> str:
 
 
 @contextmanager
-def _registry() -> Iterator[Registry]:
+def _registry() -> Iterator["Registry"]:
     """The registry; a user error becomes one line on stderr and exit status 2."""
+    from lnds_spe.projects import open_registry
+
     try:
         yield open_registry()
     except SPEError as exc:
@@ -248,6 +251,8 @@ def audit_query(
 @demo_app.command("init")
 def demo_init() -> None:
     """Create the demo project, members, dataset and passwords (only what is missing)."""
+    from lnds_spe.demo import init_demo  # pandas and numpy make the demo's data
+
     with _registry() as reg:
         accounts = init_demo(reg, state_dir(), _actor())
         if accounts is None:

@@ -22,7 +22,6 @@ from rich.progress import (
 
 from lnds_spe import crypto, ingress
 from lnds_spe.errors import SPEError
-from lnds_spe.projects import open_registry
 from lnds_spe.storage import open_store
 
 keys_app = typer.Typer(help="The SPE's Crypt4GH key pair.", no_args_is_help=True)
@@ -46,6 +45,13 @@ def _user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing was kept", err=True)
         raise typer.Exit(130) from None
+
+
+def _open_registry():
+    """The registry, imported only by the commands of the SPE side (SQLAlchemy is heavy)."""
+    from lnds_spe.projects import open_registry
+
+    return open_registry()
 
 
 def _passphrase(confirm: bool = False) -> Callable[[], str]:
@@ -126,7 +132,7 @@ def data_upload(
     with _user_errors():
         recipients = ingress.Recipients(
             _spe_public_key(spe_key), tuple(crypto.load_public_key(p) for p in recipient_pk or ()))
-        reg = open_registry()
+        reg = _open_registry()
         with _progress(f"encrypting {path.name}", _source_size(path)) as advance:
             info = ingress.upload_dataset(reg, path, project, dataset, store=open_store(store),
                                           recipients=recipients, actor=_actor(), progress=advance)
@@ -142,7 +148,7 @@ def data_fetch(
 ) -> None:
     """Download, decrypt and verify a dataset on the hub (read-only copy in OUT/<dataset>)."""
     with _user_errors():
-        reg = open_registry()
+        reg = _open_registry()
         info = ingress.find_dataset(reg, project, dataset)
         secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
         with _progress(f"decrypting {dataset}", info.encrypted_size or None) as advance:
@@ -161,7 +167,7 @@ def data_reencrypt_header(
 ) -> None:
     """Set who can decrypt a dataset by rewriting only its Crypt4GH header (no re-encryption)."""
     with _user_errors():
-        reg = open_registry()
+        reg = _open_registry()
         secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
         recipients = ingress.Recipients(
             crypto.derive_public_key(secret_key),

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+DEFAULT_IMAGE = "localhost/lnds-spe-workspace:latest"
+
 
 def state_dir() -> Path:
     """The state directory ($SPE_STATE_DIR, default the user's data dir); created on first use."""

@@ -13,12 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lnds_spe import policy
 from lnds_spe.audit import AuditLog, utc_now
-from lnds_spe.config import database_url
+from lnds_spe.config import DEFAULT_IMAGE, database_url
 from lnds_spe.db import Dataset, Member, Project, make_engine, migrate
 from lnds_spe.errors import SPEError
 from lnds_spe.policy import ProjectInfo
-
-DEFAULT_IMAGE = "localhost/lnds-spe-workspace:latest"
 
 
 @dataclass(frozen=True)
