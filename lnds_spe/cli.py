@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from lnds_spe.cli_data import data_app, keys_app
-from lnds_spe.config import DEFAULT_IMAGE, state_dir
+from lnds_spe.config import DEFAULT_IMAGE, database_url, redacted_url, state_dir
 from lnds_spe.errors import SPEError
 
 if TYPE_CHECKING:  # the registry (SQLAlchemy, Alembic) is imported by the commands that use it
     from lnds_spe.projects import Registry
 
-app = typer.Typer(help="LNDS SPE: a Secure Processing Environment on JupyterHub.",
+app = typer.Typer(help="LNDS SPE: a Secure Processing Environment on JupyterHub. "
+                       "`spe where` names the state dir every command uses.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 project_app = typer.Typer(help="Create and manage projects.", no_args_is_help=True)
 member_app = typer.Typer(help="Members of a project and their roles.", no_args_is_help=True)
@@ -72,6 +73,18 @@ def _parse_bound(text: str | None, option: str, *, upper: bool) -> str | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@app.command("where")
+def where() -> None:
+    """Print where this `spe` keeps its state: the state dir, registry, store and keys."""
+    from lnds_spe.storage import default_store_url
+
+    state = state_dir()
+    out.print(f"state dir: {state}", highlight=False, soft_wrap=True)
+    out.print(f"registry: {redacted_url(database_url())}", highlight=False, soft_wrap=True)
+    out.print(f"store: {default_store_url()}", highlight=False, soft_wrap=True)
+    out.print(f"keys: {state / 'keys'}", highlight=False, soft_wrap=True)
 
 
 # Projects

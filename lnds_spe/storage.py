@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
-from lnds_spe.config import state_dir
+from lnds_spe.config import setting, state_dir
 from lnds_spe.errors import SPEError
 
 PART_SIZE = 8 * 1024 * 1024
@@ -383,7 +383,7 @@ class S3Store:
 
 def default_store_url() -> str:
     """$SPE_STORE_URL, else a directory `store` in the state dir."""
-    return os.environ.get("SPE_STORE_URL") or (state_dir() / "store").absolute().as_uri()
+    return setting("SPE_STORE_URL") or (state_dir() / "store").absolute().as_uri()
 
 
 def open_store(url: str | None = None) -> LocalStore | S3Store:

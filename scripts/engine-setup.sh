@@ -20,7 +20,14 @@ say() { echo "[engine-setup] $*" >&2; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# The hub's proxy (configurable-http-proxy) is a Node program; install it once if missing.
+# The hub's proxy (configurable-http-proxy) is a Node program; install it once if missing. A fresh
+# Debian 12 has no Node: take the distribution's nodejs and npm (a Node that came with its own npm,
+# e.g. NodeSource's, is left alone: Debian's npm package would conflict with it).
+if ! command -v npm >/dev/null 2>&1; then
+    say "installing Node.js and npm from the distribution (the proxy needs them)"
+    $SUDO apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm >&2
+fi
 if ! command -v configurable-http-proxy >/dev/null 2>&1; then
     say "installing configurable-http-proxy 5 with npm"
     $SUDO npm install -g --no-fund --no-audit "configurable-http-proxy@^5" >&2
