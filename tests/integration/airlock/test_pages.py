@@ -211,3 +211,26 @@ def test_returned_request_shows_the_comments_and_reopens_for_changes(app, output
     assert "All requests" in listed and request_id in listed and 'id="to-review' not in listed
     seen = admin.get(f"{PREFIX}requests/{request_id}").text
     assert "csv-preview" not in seen and "Northumbria" not in seen  # admins see requests, not data
+
+
+def test_checker_sees_an_acro_session_s_verdicts(app, outputs, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from lnds_spe.sdc import ACRO
+
+    monkeypatch.chdir(outputs)
+    session = ACRO(suppress=False)
+    frame = pd.DataFrame({"region": np.repeat(list("ABC"), 30), "sex": list("FM") * 45})
+    frame.loc[0:3, "sex"] = "X"
+    session.crosstab(frame.region, frame.sex)
+    session.finalise("session1", "json")
+    alice = browser(app, RESEARCHER)
+    made = post(alice, "requests", project=PROJECT, title="ACRO session")
+    request_id = made.headers["location"].rsplit("/", 1)[1]
+    for name, kind in (("session1/output_0_0.csv", "output"), ("session1/results.json", "supporting")):
+        assert post(alice, f"requests/{request_id}/files", name=name, kind=kind).status_code == 303
+    assert post(alice, f"requests/{request_id}/submit").status_code == 303
+    page = browser(app, CAROL).get(f"{PREFIX}requests/{request_id}").text
+    assert "ACRO (output_0): fail" in page
+    assert "ACRO's checks flag: class-disclosure (1 cell), MinimumThresholdCheck (3 cells)" in page
