@@ -29,6 +29,7 @@ and what it logs is only as trustworthy as the container.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import posixpath
@@ -231,8 +232,21 @@ def _ensure_notary_folder(serverapp) -> None:
             serverapp.log.warning("lnds_spe: cannot create %s: %s", folder, error)
 
 
+PR_SET_DUMPABLE = 4
+
+
+def make_undumpable() -> None:
+    """Keep the researcher's processes (same uid) out of this server's memory: a non-dumpable
+    process's /proc/<pid>/mem, environ and fds are root's, so the guard cannot be patched from a
+    kernel. Kernels are started with execve, which makes them dumpable again."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
-    """Refuse raw-file egress in this Jupyter server."""
+    """Refuse raw-file egress in this Jupyter server, and keep its memory out of reach."""
+    make_undumpable()
     install(serverapp.web_app, serverapp.base_url)
     _ensure_notary_folder(serverapp)
     serverapp.log.info("lnds_spe: raw file downloads refused (/files, /view, /nbconvert, "

@@ -263,6 +263,33 @@ def test_e1_refusals_logged_by_the_server(ws):
                and f"owner={ws.user}" in line for line in lines), lines[-5:]
 
 
+SERVER_MEMORY = r"""
+import json, os
+server = os.getppid()
+tries = {}
+for name, mode in (("mem", "r+b"), ("mem", "rb"), ("environ", "rb")):
+    try:
+        open(f"/proc/{server}/{name}", mode).close()
+        tries[f"{name}:{mode}"] = "opened"
+    except PermissionError:
+        tries[f"{name}:{mode}"] = "refused"
+own = open(f"/proc/{os.getpid()}/environ", "rb").read()
+cmdline = open(f"/proc/{server}/cmdline", "rb").read().decode()
+print(json.dumps({"tries": tries, "own_ok": len(own) > 0, "server": cmdline}))
+"""
+
+
+def test_e1_kernel_cannot_patch_the_running_server(ws):
+    """Researcher code (same uid as the server) cannot open the server's memory to switch the
+    guard off: the server is non-dumpable; the kernel itself is an ordinary process."""
+    result = ws.execute(SERVER_MEMORY)
+    assert result["error"] is None, result["error"]
+    found = json.loads(result["stdout"])
+    assert "jupyterhub-singleuser" in found["server"] or "jupyter" in found["server"], found
+    assert found["tries"] == {"mem:r+b": "refused", "mem:rb": "refused", "environ:rb": "refused"}
+    assert found["own_ok"]
+
+
 HOME_TAMPERING = r"""
 import json, os, shutil
 home = os.path.expanduser("~")
