@@ -20,7 +20,7 @@ from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
 from lnds_spe.demo import DEMO_PASSPHRASE_FILE, DEMO_USERS, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import PASSPHRASE_ENV, make_encrypted_preparer  # noqa: E402
-from lnds_spe.policy import startable_projects  # noqa: E402
+from lnds_spe.policy import REVIEW_SERVER, review_spawn_decision, startable_projects  # noqa: E402
 
 
 def env(name: str, default: str) -> str:
@@ -58,7 +58,17 @@ def projects_for_home_page(user) -> list:
     return startable_projects(registry_at(REGISTRY_URL).projects_of(user.name, "researcher"), date.today())
 
 
-c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page}
+def review_server_for_home_page(user) -> str:
+    """The review server's name if the home page offers it to this user (an output checker)."""
+    if user is None:
+        return ""
+    checked = registry_at(REGISTRY_URL).projects_of(user.name, "output_checker")
+    image = c.SPEPolicyMixin.default_workspace_image
+    return REVIEW_SERVER if review_spawn_decision(checked, image, image).allowed else ""
+
+
+c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page,
+                              "spe_review_server": review_server_for_home_page}
 
 # --- Who may log in -----------------------------------------------------------------------------
 # Demo default: one shared password for users and one for admins, generated once by
@@ -132,11 +142,21 @@ SERVICE_ENV = {
     "SPE_ENFORCE_EVERY": env("SPE_ENFORCE_EVERY", "20"),
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
 }
-AIRLOCK_URL = f"http://127.0.0.1:{env('SPE_AIRLOCK_PORT', '8010')}"
+# The airlock listens, like the hub API, on all addresses: workspaces (and checkers' review
+# servers) reach it on their network's gateway, where the host firewall opens its port beside the
+# hub's and nothing else; the proxy reaches it on loopback. Each server's own hub token
+# (JUPYTERHUB_API_TOKEN) carries the airlock scope of its kind (SPEPolicyMixin.token_scopes: request
+# in a project workspace, review in a review server), and the lab extension's server part calls
+# the airlock with it; SPE_AIRLOCK_API_URL tells the server where the airlock is.
+AIRLOCK_PORT = int(env("SPE_AIRLOCK_PORT", "8010"))
+AIRLOCK_BIND_IP = env("SPE_AIRLOCK_BIND_IP", "0.0.0.0")
+AIRLOCK_URL = f"http://127.0.0.1:{AIRLOCK_PORT}"
+c.SPEPolicyMixin.airlock_port_for_workspaces = AIRLOCK_PORT
 c.JupyterHub.services = [
     {"name": "airlock", "url": AIRLOCK_URL, "display": True, "oauth_no_confirm": True,
-     "command": [sys.executable, "-m", "lnds_spe.services.airlock"], "environment": SERVICE_ENV,
-     "oauth_client_allowed_scopes": AIRLOCK_SCOPES},
+     "command": [sys.executable, "-m", "uvicorn", "--factory", "lnds_spe.services.airlock:build_app",
+                 "--host", AIRLOCK_BIND_IP, "--port", str(AIRLOCK_PORT), "--log-level", "info"],
+     "environment": SERVICE_ENV, "oauth_client_allowed_scopes": AIRLOCK_SCOPES},
     {"name": "spe-lifecycle", "command": [sys.executable, "-m", "lnds_spe.hub.enforcer"],
      "environment": SERVICE_ENV},
     {"name": "idle-culler", "command": [

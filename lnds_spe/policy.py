@@ -15,6 +15,10 @@ _DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _MEMORY = re.compile(r"^[1-9][0-9]*[KMG]$")
 
+# The named server an output checker reviews export requests in; no project may take its name.
+REVIEW_SERVER = "review"
+RESERVED_SERVER_NAMES = frozenset({REVIEW_SERVER})
+
 
 @dataclass(frozen=True)
 class ProjectInfo:
@@ -47,6 +51,9 @@ def check_slug(slug: str) -> str:
             f"invalid project slug {slug!r}: use 1-30 lowercase letters, digits or '-', "
             "starting with a letter (it names the JupyterHub server)"
         )
+    if slug in RESERVED_SERVER_NAMES:
+        raise SPEError(f"project slug {slug!r} is reserved (it names the output checkers' review "
+                       "server): choose another")
     return slug
 
 
@@ -110,6 +117,28 @@ def spawn_decision(project: ProjectInfo, roles: set[str], image: str, today: dat
         allowed = ", ".join(project.allowed_images) or "none"
         return Decision(False, f"image {image} is not allowed for project {slug} (allowed: {allowed})")
     return Decision(True)
+
+
+def review_spawn_decision(checked: list[ProjectInfo], image: str, review_image: str) -> Decision:
+    """May a user start a review server, given the projects they are an output checker of?
+
+    Output checkers are not project members, so they review in a server of their own: the
+    workspace image with no project data, allowed while they check at least one project that is
+    not closed (a suspended project's requests still need reviewing).
+    """
+    if not any(p.status != "closed" for p in checked):
+        return Decision(False, "you are not an output checker of any open project: a review "
+                               "server is only for output checkers")
+    if image != review_image:
+        return Decision(False, f"image {image} is not the review image ({review_image})")
+    return Decision(True)
+
+
+def review_server_should_stop(checked: list[ProjectInfo]) -> Decision:
+    """Must a running review server stop now (its user checks no open project any more)?"""
+    if not any(p.status != "closed" for p in checked):
+        return Decision(True, "no longer an output checker of any open project")
+    return Decision(False)
 
 
 def startable_projects(projects: list[ProjectInfo], today: date) -> list[ProjectInfo]:

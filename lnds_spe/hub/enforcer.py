@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from lnds_spe.errors import SPEError
-from lnds_spe.policy import Decision, workspace_should_stop
+from lnds_spe.policy import REVIEW_SERVER, Decision, review_server_should_stop, workspace_should_stop
 from lnds_spe.projects import Registry, open_registry
 
 ACTOR = "system:lifecycle"
@@ -46,6 +46,8 @@ def stop_decision(registry: Registry, workspace: RunningWorkspace, today: date) 
     """Must this workspace stop now? Unknown projects and unnamed servers always must."""
     if not workspace.server:
         return Decision(True, "a workspace must be named after a project")
+    if workspace.server == REVIEW_SERVER:
+        return review_server_should_stop(registry.projects_of(workspace.user, "output_checker"))
     try:
         project = registry.get_project(workspace.server)
     except SPEError:

@@ -18,6 +18,7 @@ WORKSPACE_HOME = PurePosixPath("/home/jovyan")
 TMP_SIZE = "512m"
 LABEL_PROJECT = "org.lnds-spe.project"
 LABEL_USER = "org.lnds-spe.user"
+LABEL_REVIEW = "org.lnds-spe.review"
 
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
 _MEMORY = re.compile(r"^([1-9][0-9]*)([KMG])$")
@@ -55,6 +56,15 @@ def safe_name(text: str) -> str:
 def network_name(prefix: str, slug: str) -> str:
     """The one internal network of a project; no two projects share it."""
     return f"{prefix}-net-{safe_name(slug)}"
+
+
+def review_network_name(prefix: str, username: str) -> str:
+    """The internal network of one output checker's review server: shared with nobody."""
+    return f"{prefix}-reviewnet-{safe_name(username)}"
+
+
+# A review server holds no project data: modest fixed limits.
+REVIEW_LIMITS = Limits(cpu=1.0, mem_bytes=1024**3, pids=256)
 
 
 def home_volume_name(prefix: str, username: str, slug: str) -> str:

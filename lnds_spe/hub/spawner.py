@@ -4,6 +4,10 @@ A server is named by its project's slug. Before every start the mixin asks the r
 the user is a researcher of the project, the project is active and within its dates, and the image
 is on the project's allow-list; a refusal is audited and its reason shown on the spawn page. It
 then prepares the project's data on the hub side, and the engine class applies the lockdown.
+
+One name is reserved: `review`, the output checker's review server. It starts for users who check
+at least one open project, with the same locked-down image, no project data and no outputs
+folder, on a network of its own that reaches only the hub and the airlock service.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from lnds_spe.hub.datasets import (
     prepare_plain_datasets,
     remove_prepared,
 )
-from lnds_spe.policy import ProjectInfo, spawn_decision, startable_projects
+from lnds_spe.policy import (
+    REVIEW_SERVER,
+    ProjectInfo,
+    review_spawn_decision,
+    spawn_decision,
+    startable_projects,
+)
 from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
 
 
@@ -93,8 +103,22 @@ class SPEPolicyMixin(LoggingConfigurable):
         (the hub must listen there, e.g. JupyterHub.hub_ip = '0.0.0.0').""",
     ).tag(config=True)
 
+    airlock_port_for_workspaces = Int(
+        0,
+        help="""Port of the airlock service as workspaces reach it on their network's gateway (the
+        service must listen there; the host firewall opens it beside the hub port). 0: workspaces
+        are not told of the airlock and cannot reach it.""",
+    ).tag(config=True)
+
+    airlock_prefix = Unicode(
+        "/services/airlock/",
+        help="URL prefix of the airlock service; its JSON API is under `<prefix>api/`.",
+    ).tag(config=True)
+
     # Set by start() for this spawn; the registry's view of the project being started.
     project: ProjectInfo | None = None
+    # Set by the engine for this spawn: the airlock API as the workspace reaches it.
+    airlock_api_url: str = ""
 
     @property
     def registry(self) -> Registry:
@@ -115,10 +139,51 @@ class SPEPolicyMixin(LoggingConfigurable):
         """The image asked for through the form, `user_options` or the REST API, else the default."""
         return str(self.user_options.get("image") or self.default_workspace_image)
 
+    @property
+    def is_review_server(self) -> bool:
+        """True for the output checker's review server (no project)."""
+        return self.name == REVIEW_SERVER
+
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self):
+        return lambda spawner: spawner.token_scopes()
+
+    def token_scopes(self) -> list[str]:
+        """Scopes of the server's own hub token: the server role's, plus the airlock's for its
+        kind (filing requests in a project workspace, reviewing in a review server). The hub
+        grants only those the user holds."""
+        from lnds_spe.airlock.policies import SCOPE_REQUEST, SCOPE_REVIEW
+
+        airlock = SCOPE_REVIEW if self.is_review_server else SCOPE_REQUEST
+        return ["users:activity!user", "access:servers!server",
+                "access:services!service=airlock", airlock]
+
+    def get_env(self) -> dict:
+        """The server's environment, plus where the airlock is and what kind of server this is."""
+        env = super().get_env()
+        env["SPE_SERVER_KIND"] = "review" if self.is_review_server else "workspace"
+        env["SPE_PROJECT"] = "" if self.is_review_server else (self.name or "")
+        if self.airlock_api_url:
+            env["SPE_AIRLOCK_API_URL"] = self.airlock_api_url
+        return env
+
     def audit(self, action: str, *, outcome: str = "ok", details: dict | None = None) -> None:
-        """Append one audit event about this user's workspace of this project."""
-        self.registry.audit.append(self.user.name, action, project=self.name or None,
+        """Append one audit event about this user's workspace of this project (or review server)."""
+        if self.is_review_server:
+            details = {"server": REVIEW_SERVER, **(details or {})}
+        project = None if self.is_review_server else (self.name or None)
+        self.registry.audit.append(self.user.name, action, project=project,
                                    target=self.user.name, outcome=outcome, details=details)
+
+    def authorize_review(self) -> None:
+        """Allow the review server, or SpawnRefused (audited) with the reason the user sees."""
+        image = self.requested_image()
+        checked = self.registry.projects_of(self.user.name, "output_checker")
+        decision = review_spawn_decision(checked, image, self.default_workspace_image)
+        if not decision.allowed:
+            self.audit("workspace.spawn_denied", outcome="denied",
+                       details={"reason": decision.reason, "image": image})
+            raise SpawnRefused(decision.reason)
 
     def authorize_spawn(self) -> ProjectInfo:
         """The project to start, or SpawnRefused (audited) with the reason the user sees."""
@@ -176,6 +241,9 @@ class SPEPolicyMixin(LoggingConfigurable):
 
     def render_options_form(self) -> str:
         """The spawn form: the user's active projects, and the images this project allows."""
+        if self.is_review_server:
+            return ("<p>Your review server: the workspace image with no project data, where you "
+                    "review export requests.</p>")
         projects = self.active_projects()
         if not projects:
             return "<p>You have no active project: ask a project administrator.</p>"
@@ -210,11 +278,16 @@ class SPEPolicyMixin(LoggingConfigurable):
 
     async def start(self):
         """Check the policy, prepare data and the engine side, then start the workspace."""
-        project = self.authorize_spawn()
-        self.project = project
-        prepared = await asyncio.to_thread(self.prepare_data, project)
-        outputs = await asyncio.to_thread(self.outputs_dir, project)
-        await self.prepare_engine(project, prepared, outputs)
+        if self.is_review_server:
+            self.authorize_review()
+            self.project = None
+            await self.prepare_review_engine()
+        else:
+            project = self.authorize_spawn()
+            self.project = project
+            prepared = await asyncio.to_thread(self.prepare_data, project)
+            outputs = await asyncio.to_thread(self.outputs_dir, project)
+            await self.prepare_engine(project, prepared, outputs)
         try:
             result = await super().start()
         except Exception as error:
@@ -228,6 +301,11 @@ class SPEPolicyMixin(LoggingConfigurable):
                              outputs_dir: str) -> None:
         """Engine-specific settings for this spawn (network, mounts, limits, lockdown)."""
         raise NotImplementedError
+
+    async def prepare_review_engine(self) -> None:
+        """Engine-specific settings for a review server (own network, no data, lockdown)."""
+        raise SpawnRefused("review servers are not available on this hub's container engine: "
+                           "review on the airlock's pages instead")
 
     async def stop(self, now: bool = False):
         """Stop the workspace, then delete its prepared data from the host."""
@@ -274,14 +352,17 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
 
     async def ensure_project_network(self, slug: str) -> tuple[str, str]:
         """Create the project's internal network if needed; return (gateway, subnet)."""
-        name = lockdown.network_name(self.prefix, slug)
+        return await self.ensure_internal_network(lockdown.network_name(self.prefix, slug),
+                                                  {lockdown.LABEL_PROJECT: slug})
+
+    async def ensure_internal_network(self, name: str, labels: dict[str, str]) -> tuple[str, str]:
+        """Create an internal network if needed; return (gateway, subnet)."""
         networks = await self.docker("networks", names=[name])
         if not any(net.get("Name") == name for net in networks):
-            self.log.info("Creating internal network %s for project %s", name, slug)
+            self.log.info("Creating internal network %s (%s)", name, labels)
             try:
                 await self.docker("create_network", name, driver="bridge", internal=True,
-                                  labels={lockdown.LABEL_PROJECT: slug},
-                                  options={"isolate": "true"})
+                                  labels=labels, options={"isolate": "true"})
             except Exception as error:  # a concurrent spawn may have created it first
                 if "exist" not in str(error).lower():
                     raise
@@ -294,33 +375,56 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
             raise RuntimeError(f"network {name} has no IPv4 subnet with a gateway")
         return ipv4[0]["Gateway"], ipv4[0]["Subnet"]
 
-    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
-                             outputs_dir: str) -> None:
-        """Network, firewall, mounts, limits and lockdown for this user's project container."""
-        gateway, subnet = await self.ensure_project_network(project.slug)
-        self.network_name = lockdown.network_name(self.prefix, project.slug)
+    def host_ports(self) -> list[int]:
+        """Host ports a workspace may open on its gateway: the hub API, and the airlock if set."""
+        return [p for p in (self.hub_port_for_workspaces, self.airlock_port_for_workspaces) if p]
+
+    async def lock_down(self, network: str, gateway: str, subnet: str, limits: lockdown.Limits,
+                        volumes: dict, labels: dict[str, str]) -> None:
+        """Firewall, hub and airlock addresses, limits, mounts and lockdown for one container."""
+        self.network_name = network
         if self.host_firewall:
             from lnds_spe.hub.firewall import apply_firewall
 
-            await asyncio.to_thread(apply_firewall, self.network_name, subnet,
-                                    self.hub_port_for_workspaces)
+            await asyncio.to_thread(apply_firewall, network, subnet, self.host_ports())
         image = self.requested_image()
         self.image = image
         self.allowed_images = {image: image}
         self.use_internal_ip = True
         self.hub_connect_url = f"http://{gateway}:{self.hub_port_for_workspaces}"
-        limits = lockdown.project_limits(project)
+        self.airlock_api_url = (f"http://{gateway}:{self.airlock_port_for_workspaces}"
+                                f"{self.airlock_prefix}api/" if self.airlock_port_for_workspaces
+                                else "")
         self.mem_limit = limits.mem_bytes
         self.cpu_limit = limits.cpu
-        home = lockdown.home_volume_name(self.prefix, self.user.name, project.slug)
-        self.volumes = {home: str(lockdown.WORKSPACE_HOME),
-                        **lockdown.data_binds(datasets, outputs_dir)}
+        self.volumes = volumes
         host_config = lockdown.docker_host_config(limits)
         host_config["extra_hosts"] = {self.hub_host_alias: gateway}
         host_config["dns"] = ["127.0.0.1"]
         self.extra_host_config = host_config
         self.extra_create_kwargs = {
             "user": f"{lockdown.WORKSPACE_UID}:{lockdown.WORKSPACE_GID}",
-            "labels": {lockdown.LABEL_PROJECT: project.slug, lockdown.LABEL_USER: self.user.name},
+            "labels": {**labels, lockdown.LABEL_USER: self.user.name},
             "working_dir": str(lockdown.WORKSPACE_HOME),
         }
+
+    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
+                             outputs_dir: str) -> None:
+        """Network, firewall, mounts, limits and lockdown for this user's project container."""
+        gateway, subnet = await self.ensure_project_network(project.slug)
+        home = lockdown.home_volume_name(self.prefix, self.user.name, project.slug)
+        await self.lock_down(lockdown.network_name(self.prefix, project.slug), gateway, subnet,
+                             lockdown.project_limits(project),
+                             {home: str(lockdown.WORKSPACE_HOME),
+                              **lockdown.data_binds(datasets, outputs_dir)},
+                             {lockdown.LABEL_PROJECT: project.slug})
+
+    async def prepare_review_engine(self) -> None:
+        """The checker's own internal network, a home volume and nothing else mounted."""
+        network = lockdown.review_network_name(self.prefix, self.user.name)
+        gateway, subnet = await self.ensure_internal_network(
+            network, {lockdown.LABEL_REVIEW: lockdown.safe_name(self.user.name)})
+        home = lockdown.home_volume_name(self.prefix, self.user.name, REVIEW_SERVER)
+        await self.lock_down(network, gateway, subnet, lockdown.REVIEW_LIMITS,
+                             {home: str(lockdown.WORKSPACE_HOME)},
+                             {lockdown.LABEL_REVIEW: lockdown.safe_name(self.user.name)})
