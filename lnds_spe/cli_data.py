@@ -24,8 +24,10 @@ from lnds_spe import crypto, ingress
 from lnds_spe.errors import SPEError
 from lnds_spe.storage import open_store
 
-keys_app = typer.Typer(help="The SPE's Crypt4GH key pair.", no_args_is_help=True)
-data_app = typer.Typer(help="Encrypted datasets: upload, fetch, re-key.", no_args_is_help=True)
+keys_app = typer.Typer(help="The SPE's Crypt4GH key pair, and a data holder's signing key.",
+                       no_args_is_help=True)
+data_app = typer.Typer(help="Encrypted datasets: upload, register, fetch, re-key.",
+                       no_args_is_help=True)
 err = Console(stderr=True)
 
 
@@ -54,15 +56,21 @@ def _open_registry():
     return open_registry()
 
 
-def _passphrase(confirm: bool = False) -> Callable[[], str]:
-    """The private key's passphrase: $SPE_KEY_PASSPHRASE, else asked (once, when needed)."""
+def _passphrase(confirm: bool = False, *, env: str = ingress.PASSPHRASE_ENV,
+                what: str = "the SPE's private key") -> Callable[[], str]:
+    """A key's passphrase: from `env`, else asked (once, when needed)."""
     def ask() -> str:
-        value = os.environ.get(ingress.PASSPHRASE_ENV)
+        value = os.environ.get(env)
         if value:
             return value
-        return typer.prompt("Passphrase of the SPE's private key", hide_input=True,
+        return typer.prompt(f"Passphrase of {what}", hide_input=True,
                             confirmation_prompt=confirm, err=True)
     return ask
+
+
+def _holder_passphrase(confirm: bool = False) -> Callable[[], str]:
+    """The data holder's signing key passphrase: $SPE_HOLDER_PASSPHRASE, else asked."""
+    return _passphrase(confirm, env=ingress.HOLDER_PASSPHRASE_ENV, what="your signing key")
 
 
 @contextmanager
@@ -114,6 +122,17 @@ def keys_export(
             out.write_text(pem)
 
 
+@keys_app.command("holder-init")
+def keys_holder_init(
+    directory: Annotated[Path, typer.Argument(help="Where to write holder.sec and holder.pub.")],
+) -> None:
+    """Make a data holder's Ed25519 signing key (passphrase: SPE_HOLDER_PASSPHRASE, or asked)."""
+    with _user_errors():
+        secret, public = crypto.generate_signing_key(directory, _holder_passphrase(True)())
+        typer.echo(f"created {secret} (private, 0600) and {public}; sign uploads with "
+                   f"`spe data upload --signing-key {secret}`")
+
+
 # Data
 
 @data_app.command("upload")
@@ -121,6 +140,8 @@ def data_upload(
     path: Annotated[Path, typer.Argument(help="A file or a directory (sent as a tar).")],
     project: Annotated[str, typer.Option(help="Project slug.")],
     dataset: Annotated[str, typer.Option(help="Dataset name (becomes ~/data/<name>).")],
+    signing_key: Annotated[Path, typer.Option(
+        help="Your signing key (`spe keys holder-init`); passphrase SPE_HOLDER_PASSPHRASE.")],
     store: Annotated[str | None, typer.Option(
         help="s3://BUCKET[/PREFIX], file:///DIR or a directory (default $SPE_STORE_URL).")] = None,
     spe_key: Annotated[Path | None, typer.Option(
@@ -128,16 +149,39 @@ def data_upload(
     recipient_pk: Annotated[list[Path] | None, typer.Option(
         help="Another public key that may decrypt (e.g. your own); repeatable.")] = None,
 ) -> None:
-    """Encrypt a file or directory for the SPE, stream it to the store, and register it."""
+    """Data holder: encrypt for the SPE, stream to the store, sign the manifest (no registry)."""
     with _user_errors():
         recipients = ingress.Recipients(
             _spe_public_key(spe_key), tuple(crypto.load_public_key(p) for p in recipient_pk or ()))
-        reg = _open_registry()
+        key = crypto.load_signing_key(signing_key, _holder_passphrase())
         with _progress(f"encrypting {path.name}", _source_size(path)) as advance:
-            info = ingress.upload_dataset(reg, path, project, dataset, store=open_store(store),
-                                          recipients=recipients, actor=_actor(), progress=advance)
-        typer.echo(f"uploaded {dataset} to {info.location}: {info.plaintext_size} bytes, "
-                   f"sha256 {info.plaintext_sha256}")
+            upload = ingress.upload_signed(path, project, dataset, store=open_store(store),
+                                           recipients=recipients, signing_key=key,
+                                           progress=advance)
+        manifest = upload.manifest
+        typer.echo(f"uploaded {dataset} to {upload.location}: {manifest['plaintext_size']} bytes, "
+                   f"sha256 {manifest['plaintext_sha256']}, signed by {manifest['uploader']}")
+        typer.echo(f"ask the SPE to run: spe data register --project {project} --dataset "
+                   f"{dataset} {upload.manifest_location}")
+
+
+@data_app.command("register")
+def data_register(
+    manifest: Annotated[str, typer.Argument(help="The manifest location `spe data upload` printed.")],
+    project: Annotated[str, typer.Option(help="Project slug.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name.")],
+    signer: Annotated[str | None, typer.Option(
+        help="Accept only this holder's key (ed25519:… as upload printed).")] = None,
+) -> None:
+    """SPE side: check a holder's upload (signature, recipients, every hash) and register it."""
+    with _user_errors():
+        reg = _open_registry()
+        secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
+        with _progress(f"verifying {dataset}", None) as advance:
+            info = ingress.register_upload(reg, manifest, project, dataset, secret_key,
+                                           actor=_actor(), signer=signer, progress=advance)
+        typer.echo(f"registered {dataset} to {project} (uploaded by {info.manifest['uploader']}): "
+                   f"{info.plaintext_size} bytes, sha256 {info.plaintext_sha256}")
 
 
 @data_app.command("fetch")
@@ -157,15 +201,15 @@ def data_fetch(
         typer.echo(f"decrypted and verified {dataset} into {path}")
 
 
-@data_app.command("reencrypt-header")
-def data_reencrypt_header(
+@data_app.command("rekey")
+def data_rekey(
     project: Annotated[str, typer.Option(help="Project slug.")],
     dataset: Annotated[str, typer.Option(help="Dataset name.")],
     recipient_pk: Annotated[list[Path] | None, typer.Option(
         help="A public key that may decrypt besides the SPE's; repeatable. Keys not listed "
              "lose access.")] = None,
 ) -> None:
-    """Set who can decrypt a dataset by rewriting only its Crypt4GH header (no re-encryption)."""
+    """Set who can decrypt a dataset: re-encrypt it under a new session key, delete the old object."""
     with _user_errors():
         reg = _open_registry()
         secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
@@ -173,7 +217,8 @@ def data_reencrypt_header(
             crypto.derive_public_key(secret_key),
             tuple(crypto.load_public_key(p) for p in recipient_pk or ()))
         info = ingress.find_dataset(reg, project, dataset)
-        with _progress(f"re-keying {dataset}", info.encrypted_size or None) as advance:
-            fingerprints = ingress.reencrypt_header(reg, project, dataset, secret_key, recipients,
-                                                    actor=_actor(), progress=advance)
-        typer.echo(f"{dataset} can now be decrypted by: {', '.join(fingerprints)}")
+        with _progress(f"re-encrypting {dataset}", info.encrypted_size or None) as advance:
+            fingerprints = ingress.rekey_dataset(reg, project, dataset, secret_key, recipients,
+                                                 actor=_actor(), progress=advance)
+        typer.echo(f"{dataset} re-encrypted; only these keys can decrypt it now: "
+                   f"{', '.join(fingerprints)}")

@@ -50,6 +50,13 @@ PRIVATE_KEY_NAME = "spe.sec"
 PUBLIC_KEY_NAME = "spe.pub"
 MANIFEST_FORMAT = "lnds-spe-manifest/1"
 _MAC_LABEL = b"lnds-spe manifest mac v1"
+# Header bounds, checked before anything is allocated: the SPE writes one 108-byte packet per
+# recipient, so 64 packets of at most 1 KiB each is far beyond any header it accepts.
+MAX_HEADER_PACKETS = 64
+MAX_HEADER_PACKET_SIZE = 1024
+_C4GH_MAGIC = b"crypt4gh"
+HOLDER_KEY_NAME = "holder.sec"
+HOLDER_PUBLIC_KEY_NAME = "holder.pub"
 
 # The library logs each header packet that another recipient's key opens as an error; the SPE
 # raises its own errors, so keep those lines out of the console and the hub's log.
@@ -183,14 +190,39 @@ class OpenedHeader:
     writer_public_key: bytes
 
 
+class HeaderTooLarge(SPEError):
+    """A Crypt4GH header declares more packets, or longer ones, than the SPE accepts."""
+
+
+def parse_header_packets(source: BinaryIO, what: str) -> tuple[list[bytes], int]:
+    """The header's encrypted packets and its length in bytes; every declared length is bounded."""
+    start = read_full(source, 16)
+    if len(start) != 16 or start[:8] != _C4GH_MAGIC:
+        raise SPEError(f"{what} is not a Crypt4GH file (no Crypt4GH magic number): upload it "
+                       "with `spe data upload`")
+    if int.from_bytes(start[8:12], "little") != 1:
+        raise SPEError(f"{what} is not a Crypt4GH version 1 file: upload it with `spe data upload`")
+    count = int.from_bytes(start[12:16], "little")
+    if count > MAX_HEADER_PACKETS:
+        raise HeaderTooLarge(f"{what} declares {count} header packets (at most "
+                             f"{MAX_HEADER_PACKETS} accepted): refused before reading them")
+    packets, size = [], 16
+    for index in range(count):
+        length = int.from_bytes(read_full(source, 4), "little")
+        if not 4 < length <= MAX_HEADER_PACKET_SIZE:
+            raise HeaderTooLarge(f"{what} declares a header packet of {length} bytes (at most "
+                                 f"{MAX_HEADER_PACKET_SIZE} accepted): refused before reading it")
+        packet = read_full(source, length - 4)
+        if len(packet) != length - 4:
+            raise SPEError(f"{what} is not a Crypt4GH file (header packet {index} is cut short)")
+        packets.append(packet)
+        size += length
+    return packets, size
+
+
 def read_header(source: BinaryIO, secret_key: bytes, what: str) -> OpenedHeader:
     """Read a Crypt4GH header from `source` (left at the payload) and open it with our key."""
-    counter = _CountingReader(source)
-    try:
-        packets = list(c4gh_header.parse(counter))
-    except ValueError as exc:
-        raise SPEError(f"{what} is not a Crypt4GH file ({exc}): upload it with "
-                       "`spe data upload`") from None
+    packets, size = parse_header_packets(source, what)
     opened, _ignored = c4gh_header.decrypt(packets, [(0, secret_key, None)])
     if not opened:
         raise SPEError(f"{what} is not encrypted for this SPE's key (wrong private key, or the "
@@ -205,7 +237,7 @@ def read_header(source: BinaryIO, secret_key: bytes, what: str) -> OpenedHeader:
         raise SPEError(f"{what} uses Crypt4GH edit lists or several session keys, which the "
                        "SPE does not accept: encrypt the whole file once")
     writer = _writer_public_key(packets, secret_key)
-    return OpenedHeader(packets, counter.count, bytes(session_keys[0]), writer)
+    return OpenedHeader(packets, size, bytes(session_keys[0]), writer)
 
 
 def _writer_public_key(packets: list[bytes], secret_key: bytes) -> bytes:
@@ -220,24 +252,6 @@ def rekey_header(opened: OpenedHeader, secret_key: bytes,
                  recipient_public_keys: Sequence[bytes]) -> bytes:
     """A new header with the same session key for exactly these recipients (payload untouched)."""
     return make_header(opened.session_key, secret_key, recipient_public_keys)
-
-
-class _CountingReader:
-    """A reader that fills every request (until EOF) and counts what it gave."""
-
-    def __init__(self, source: BinaryIO):
-        self.source = source
-        self.count = 0
-
-    def read(self, size: int) -> bytes:
-        data = read_full(self.source, size)
-        self.count += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray) -> int:
-        n = readinto_full(self.source, memoryview(buffer))
-        self.count += n
-        return n
 
 
 # Full reads
@@ -263,8 +277,8 @@ def read_full(source: BinaryIO, size: int) -> bytes:
 # Manifest MAC
 
 def manifest_mac(manifest: dict, session_key: bytes) -> str:
-    """HMAC-SHA256 of the manifest (without its `mac`), keyed from the object's session key."""
-    body = {k: v for k, v in manifest.items() if k != "mac"}
+    """HMAC-SHA256 of the manifest (without `mac` and `signature`), keyed from the session key."""
+    body = {k: v for k, v in manifest.items() if k not in ("mac", "signature")}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     mac_key = hmac.new(session_key, _MAC_LABEL, hashlib.sha256).digest()
     return "hmac-sha256:" + hmac.new(mac_key, text, hashlib.sha256).hexdigest()
@@ -480,3 +494,93 @@ class DecryptingReader(io.RawIOBase):
         """Read (and hash) to the end of the payload."""
         while self.next_chunk():
             pass
+
+
+# Data holders' signatures
+
+class BadSignature(SPEError):
+    """A manifest's signature is missing, malformed, or does not match its content."""
+
+
+def _signed_text(manifest: dict) -> bytes:
+    """The bytes a holder signs: the manifest without its `signature`, as canonical JSON."""
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def generate_signing_key(directory: Path, passphrase: str) -> tuple[Path, Path]:
+    """A data holder's Ed25519 key pair: holder.sec (0600, passphrase-protected PEM), holder.pub."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if len(passphrase) < 8:
+        raise SPEError("the key passphrase is too short: use at least 8 characters")
+    secret_path, public_path = directory / HOLDER_KEY_NAME, directory / HOLDER_PUBLIC_KEY_NAME
+    if secret_path.exists() or public_path.exists():
+        raise SPEError(f"a signing key already exists in {directory}: keep using it, or move "
+                       "it away deliberately first")
+    directory.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.BestAvailableEncryption(passphrase.encode()))
+    _write_new_file(secret_path, pem, 0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                           serialization.PublicFormat.Raw)
+    _write_new_file(public_path, (b64encode(public).decode() + "\n").encode(), 0o644)
+    return secret_path, public_path
+
+
+def load_signing_key(path: Path, passphrase: Callable[[], str]):
+    """A data holder's Ed25519 private key from its passphrase-protected PEM file."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        raise SPEError(f"signing key {path} not found: make one with `spe keys holder-init`") from None
+    try:
+        key = serialization.load_pem_private_key(pem, passphrase().encode())
+    except (ValueError, TypeError) as exc:
+        raise SPEError(f"cannot open signing key {path} ({exc}): check the passphrase "
+                       "(SPE_HOLDER_PASSPHRASE)") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SPEError(f"{path} is not an Ed25519 signing key: make one with `spe keys holder-init`")
+    return key
+
+
+def signer_fingerprint(public_key: bytes) -> str:
+    """How a data holder's signing key is named in manifests and the audit log."""
+    return "ed25519:" + fingerprint(public_key)
+
+
+def sign_manifest(manifest: dict, signing_key) -> dict:
+    """The manifest with an Ed25519 `signature` over everything else in it."""
+    from cryptography.hazmat.primitives import serialization
+
+    public = signing_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                   serialization.PublicFormat.Raw)
+    signature = signing_key.sign(_signed_text(manifest))
+    return {**manifest, "signature": {"alg": "ed25519", "public_key": b64encode(public).decode(),
+                                      "value": b64encode(signature).decode()}}
+
+
+def check_manifest_signature(manifest: dict, what: str) -> str:
+    """The signer's fingerprint if the manifest's signature holds; BadSignature otherwise."""
+    from base64 import b64decode
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    block = manifest.get("signature")
+    if not isinstance(block, dict) or block.get("alg") != "ed25519":
+        raise BadSignature(f"{what}: its manifest is not signed by a data holder's key: upload it "
+                           "with `spe data upload --signing-key`")
+    try:
+        public = b64decode(block["public_key"], validate=True)
+        Ed25519PublicKey.from_public_bytes(public).verify(b64decode(block["value"], validate=True),
+                                                          _signed_text(manifest))
+    except (KeyError, TypeError, ValueError, InvalidSignature):
+        raise BadSignature(f"{what}: its manifest's signature does not match its content (altered "
+                           "after signing): not registered") from None
+    return signer_fingerprint(public)

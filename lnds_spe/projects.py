@@ -17,6 +17,7 @@ from lnds_spe.config import DEFAULT_IMAGE, database_url
 from lnds_spe.db import Dataset, Member, Project, make_engine, migrate
 from lnds_spe.errors import SPEError
 from lnds_spe.policy import ProjectInfo
+from lnds_spe.storage import check_location
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,7 @@ class Registry:
                     manifest: dict | None = None) -> DatasetInfo:
         """Register a dataset (where it is stored, and its manifest) to a project."""
         policy.check_dataset_name(name)
-        if not location:
-            raise SPEError("a dataset needs a location in the object store: pass --location URL")
+        check_location(location)
         with self._sessions.begin() as session:
             project = self._project_row(session, slug)
             row = Dataset(project_id=project.id, name=name, location=location,
@@ -210,6 +210,23 @@ class Registry:
             self.audit.append_in(session, actor, "dataset.add", project=slug, target=name,
                                  details={"location": location, "plaintext_sha256": plaintext_sha256,
                                           "plaintext_size": plaintext_size})
+            return _dataset_info(row)
+
+    def replace_dataset_object(self, slug: str, name: str, location: str, manifest: dict, *,
+                               actor: str, details: dict) -> DatasetInfo:
+        """Point a dataset at a re-encrypted object and its manifest; audited `dataset.rekey`."""
+        check_location(location)
+        with self._sessions.begin() as session:
+            project = self._project_row(session, slug)
+            row = session.execute(select(Dataset).where(
+                Dataset.project_id == project.id, Dataset.name == name)).scalar_one_or_none()
+            if row is None:
+                raise SPEError(f"project {slug} has no dataset {name!r}")
+            previous = row.location
+            row.location, row.manifest = location, manifest
+            row.encrypted_size = manifest["header_size"] + manifest["payload_size"]
+            self.audit.append_in(session, actor, "dataset.rekey", project=slug, target=name,
+                                 details={**details, "location": location, "previous": previous})
             return _dataset_info(row)
 
     def datasets(self, slug: str) -> list[DatasetInfo]:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
@@ -52,7 +54,7 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def abort_incomplete(self, prefix: str) -> int: ...
+    def abort_incomplete(self, prefix: str, older_than: timedelta) -> int: ...
 
 
 def check_key(key: str) -> str:
@@ -169,13 +171,15 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def abort_incomplete(self, prefix: str) -> int:
-        """Remove temporary files of interrupted uploads whose key starts with `prefix`."""
+    def abort_incomplete(self, prefix: str, older_than: timedelta) -> int:
+        """Remove temporary files of uploads under `prefix` untouched for `older_than` (killed)."""
         folder = (self.root / prefix).parent
         if not folder.is_dir():
             return 0
         name = PurePosixPath(prefix).name
-        stale = [p for p in folder.iterdir() if p.name.startswith(name) and PARTIAL_MARK in p.name]
+        cutoff = time.time() - older_than.total_seconds()
+        stale = [p for p in folder.iterdir() if p.name.startswith(name) and PARTIAL_MARK in p.name
+                 and p.stat().st_mtime < cutoff]
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
@@ -367,12 +371,13 @@ class S3Store:
         with _s3_errors(self, check_key(key)):
             self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
 
-    def abort_incomplete(self, prefix: str) -> int:
-        """Abort unfinished multipart uploads under `prefix` (left by a killed upload)."""
+    def abort_incomplete(self, prefix: str, older_than: timedelta) -> int:
+        """Abort multipart uploads under `prefix` started over `older_than` ago (killed ones)."""
+        cutoff = datetime.now(UTC) - older_than
         with _s3_errors(self, prefix):
             reply = self.client.list_multipart_uploads(Bucket=self.bucket,
                                                        Prefix=self.prefix + prefix)
-            uploads = reply.get("Uploads", [])
+            uploads = [u for u in reply.get("Uploads", []) if u["Initiated"] < cutoff]
             for upload in uploads:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
                                                    UploadId=upload["UploadId"])
@@ -399,6 +404,19 @@ def open_store(url: str | None = None) -> LocalStore | S3Store:
     if parsed.scheme == "":
         return LocalStore(Path(url))
     raise SPEError(f"unsupported store URL {url!r}: use s3://BUCKET[/PREFIX] or a directory")
+
+
+def check_location(location: str) -> str:
+    """A dataset location the SPE itself writes: s3://BUCKET/KEY.c4gh or file:///PATH.c4gh."""
+    parsed = urlparse(location)
+    path = unquote(parsed.path)
+    good = ((parsed.scheme == "s3" and parsed.netloc) or (parsed.scheme == "file" and not parsed.netloc))
+    if (not good or not path.endswith(".c4gh") or parsed.query or parsed.fragment
+            or any(p in (".", "..") for p in PurePosixPath(path).parts)):
+        raise SPEError(f"dataset location {location!r} is not an encrypted object in a store: "
+                       "give s3://BUCKET/KEY.c4gh or file:///PATH.c4gh as `spe data upload` "
+                       "printed it")
+    return location
 
 
 def open_location(location: str) -> tuple[LocalStore | S3Store, str]:

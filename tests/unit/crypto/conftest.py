@@ -65,3 +65,22 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def forge_dataset(registry: Registry, store: LocalStore, recipients: Recipients, name: str,
+                  plain: Path, *, project: str = "p1", kind: str = "file",
+                  files: list[dict] | None = None, **fields) -> dict:
+    """What a dishonest uploader can do: encrypt any bytes as `plain` and register a manifest of
+    their choosing (its MAC made with the real session key, so it verifies); returns it."""
+    from lnds_spe import ingress
+
+    key = ingress.new_object_key(project, name)
+    encrypted = ingress.encrypt_to_store(plain, store, key, recipients)
+    manifest = {**encrypted.manifest, "kind": kind, "project": project, "dataset": name,
+                "uploader": "forger", **fields}
+    if files is not None:
+        manifest["files"] = files
+    manifest["mac"] = crypto.manifest_mac(manifest, encrypted.session_key)
+    registry.add_dataset(project, name, store.location(key), actor="forger", manifest=manifest,
+                         plaintext_size=manifest["plaintext_size"])
+    return manifest

@@ -11,6 +11,8 @@ from lnds_spe import crypto, ingress
 from lnds_spe.errors import SPEError
 from lnds_spe.projects import DatasetInfo
 
+from .conftest import forge_dataset
+
 SEG = crypto.CIPHER_SEGMENT_SIZE
 
 
@@ -82,9 +84,9 @@ def test_one_bit_flipped_in_the_header(uploaded, registry, secret_key, tmp_path)
 
 def test_manifest_edited(uploaded, secret_key, tmp_path):
     info = uploaded[0]
-    forged = replace(info, manifest={**info.manifest, "plaintext_size": 1})
+    forged = replace(info, manifest={**info.manifest, "plaintext_sha256": "0" * 64})
     with pytest.raises(SPEError, match="manifest does not match"):
-        ingress.decrypt_dataset(forged, tmp_path / "out", secret_key)
+        ingress.decrypt_dataset(forged, tmp_path / "out", secret_key, project="p1")
     assert os.listdir(tmp_path / "out") == []
 
 
@@ -93,9 +95,9 @@ def test_manifest_of_another_upload(uploaded, tmp_path, registry, store, recipie
     other.write_bytes(os.urandom(5 * crypto.SEGMENT_SIZE - 100))
     other_info = ingress.upload_dataset(registry, other, "p1", "g", store=store,
                                         recipients=recipients, actor="holder")
-    swapped = replace(uploaded[0], manifest=other_info.manifest)
+    swapped = replace(uploaded[0], manifest={**other_info.manifest, "dataset": "f"})
     with pytest.raises(SPEError, match="manifest does not match"):
-        ingress.decrypt_dataset(swapped, tmp_path / "out", secret_key)
+        ingress.decrypt_dataset(swapped, tmp_path / "out", secret_key, project="p1")
     assert os.listdir(tmp_path / "out") == []
 
 
@@ -110,7 +112,7 @@ def test_object_replaced_by_another_upload(uploaded, tmp_path, registry, store, 
 
 
 def test_dataset_without_a_manifest(registry, secret_key, tmp_path):
-    registry.add_dataset("p1", "plain", (tmp_path / "x").as_uri(), actor="admin")
+    registry.add_dataset("p1", "plain", (tmp_path / "x.c4gh").as_uri(), actor="admin")
     with pytest.raises(SPEError, match="no SPE manifest"):
         ingress.fetch_dataset(registry, "p1", "plain", tmp_path / "out", secret_key, actor="hub")
 
@@ -140,19 +142,14 @@ def test_tar_with_unsafe_paths_is_refused(tmp_path, registry, store, recipients,
     import io
     import tarfile
 
-    from lnds_spe.ingress import Encrypted
-
     evil = tmp_path / "evil.tar"
     with tarfile.open(evil, "w") as tar:
         data = b"owned"
         info = tarfile.TarInfo("../escape.txt")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    encrypted: Encrypted = ingress.encrypt_to_store(evil, store, "p1/evil.c4gh", recipients)
-    manifest = {**encrypted.manifest, "kind": "tar", "files": [{"path": "../escape.txt"}]}
-    manifest["mac"] = crypto.manifest_mac(manifest, encrypted.session_key)
-    registry.add_dataset("p1", "evil", store.location("p1/evil.c4gh"), actor="holder",
-                         manifest=manifest)
+    forge_dataset(registry, store, recipients, "evil", evil, kind="tar",
+                  files=[{"path": "../escape.txt", "size": 5, "sha256": "0" * 64}])
     with pytest.raises(SPEError, match="unsafe path"):
         ingress.fetch_dataset(registry, "p1", "evil", tmp_path / "hub" / "out", secret_key,
                               actor="hub")

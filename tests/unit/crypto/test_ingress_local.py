@@ -1,8 +1,10 @@
 """Upload → fetch → delete through a local-directory store, re-keying, and the audit trail."""
 
 import hashlib
+import io
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -64,8 +66,9 @@ def test_single_file_upload_keeps_its_name(tmp_path, registry, store, recipients
     assert (path / "records.csv").read_bytes() == source.read_bytes()
 
 
-def test_reencrypt_header_changes_recipients_not_payload(tmp_path, registry, store, recipients,
-                                                         secret_key):
+def test_rekey_reencrypts_so_a_removed_recipient_cannot_read_even_with_the_old_session_key(
+        tmp_path, registry, store, recipients, secret_key):
+    """I5: revoking re-encrypts the payload under a new session key and deletes the old object."""
     source = tmp_path / "f.bin"
     source.write_bytes(os.urandom(5 * crypto.SEGMENT_SIZE + 3))
     holder_secret = os.urandom(32)
@@ -73,26 +76,34 @@ def test_reencrypt_header_changes_recipients_not_payload(tmp_path, registry, sto
     both = Recipients(recipients.spe_public_key, (holder_public,))
     info = ingress.upload_dataset(registry, source, "p1", "f", store=store, recipients=both,
                                   actor="holder")
-    obj = stored_object(info.location)
-    header_before = info.manifest["header_size"]
-    payload_before = payload_sha256(obj, header_before)
-    assert crypto.read_header(obj.open("rb"), holder_secret, "o").session_key
+    old = stored_object(info.location)
+    with old.open("rb") as file:
+        kept_session_key = crypto.read_header(file, holder_secret, "o").session_key
+    old_payload = old.read_bytes()[info.manifest["header_size"]:]
 
     newcomer_secret = os.urandom(32)
-    fingerprints = ingress.reencrypt_header(
+    fingerprints = ingress.rekey_dataset(
         registry, "p1", "f", secret_key,
         Recipients(recipients.spe_public_key, (crypto.derive_public_key(newcomer_secret),)),
         actor="admin")
     assert crypto.fingerprint(holder_public) not in fingerprints
-    with obj.open("rb") as file:
-        opened = crypto.read_header(file, newcomer_secret, "o")
-    assert payload_sha256(obj, opened.size) == payload_before
-    with pytest.raises(SPEError, match="not encrypted for this SPE's key"), obj.open("rb") as file:
+    assert not old.exists()  # the revoked key's ciphertext is gone from the store
+    new_info = registry.datasets("p1")[0]
+    new = stored_object(new_info.location)
+    assert [p.name for p in new.parent.iterdir()] == [new.name]  # no temporary left
+    payload = new.read_bytes()[new_info.manifest["header_size"]:]
+    assert payload != old_payload
+    # the removed holder still holds the old session key: it opens no segment of the new payload
+    with pytest.raises(SPEError, match="fails authentication"), ThreadPoolExecutor(1) as pool:
+        crypto.DecryptingReader(io.BytesIO(payload), kept_session_key, pool, "o").drain()
+    with new.open("rb") as file, pytest.raises(SPEError, match="not encrypted for this SPE's key"):
         crypto.read_header(file, holder_secret, "o")
-    assert [p.name for p in obj.parent.iterdir()] == [obj.name]  # no temporary left
+    with new.open("rb") as file:
+        assert crypto.read_header(file, newcomer_secret, "o").session_key
     path = ingress.fetch_dataset(registry, "p1", "f", tmp_path / "out", secret_key, actor="hub")
     assert (path / "f.bin").read_bytes() == source.read_bytes()
-    assert "dataset.rekey" in [e.action for e in registry.audit.query(project="p1")]
+    rekey = [e for e in registry.audit.query(project="p1") if e.action == "dataset.rekey"]
+    assert len(rekey) == 1 and '"previous"' in rekey[0].details
 
 
 def test_prepare_hook_decrypts_all_and_cleans_up_on_failure(tmp_path, registry, store, recipients,
