@@ -1,18 +1,30 @@
 """Pure decisions: what is a valid project, member or dataset; who may start what. No I/O."""
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
 
-from lnds_spe.errors import SPEError
+from lnds_spe.errors import InvalidStatusTransition, SPEError
 
 ROLES = ("researcher", "output_checker", "project_admin")
 STATUSES = ("active", "suspended", "closed")
+# Every status change a project may make; closing is final (its data is archived or deleted).
+STATUS_TRANSITIONS = {
+    "active": frozenset({"suspended", "closed"}),
+    "suspended": frozenset({"active", "closed"}),
+    "closed": frozenset(),
+}
+# Limits a container engine and the registry's columns hold: Linux's PID_MAX_LIMIT, 4 TiB.
+MAX_CPU = 1024.0
+MAX_PIDS = 4_194_304
+MAX_MEM_BYTES = 4 * 1024**4
+_MEM_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
 
 # JupyterHub server names are at most 30 lowercase characters; a project slug names a server.
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$|^[a-z]$")
 _DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,127}$")
 _MEMORY = re.compile(r"^[1-9][0-9]*[KMG]$")
 
 # The named server an output checker reviews export requests in; no project may take its name.
@@ -78,10 +90,24 @@ def check_status(status: str) -> str:
     return status
 
 
+def check_status_transition(current: str, new: str) -> str:
+    """A status change the transition table allows; InvalidStatusTransition names why not."""
+    check_status(new)
+    if new == current:
+        raise InvalidStatusTransition(f"the project is already {new}")
+    if new not in STATUS_TRANSITIONS[current]:
+        final = ": closing a project is final" if current == "closed" else ""
+        raise InvalidStatusTransition(f"a {current} project cannot become {new}{final}")
+    return new
+
+
 def check_username(username: str) -> str:
-    """A user name as JupyterHub and the OIDC provider give it."""
+    """A user name as JupyterHub keeps it (lowercase), at most 128 characters (audit columns)."""
     if not _USERNAME.match(username or ""):
-        raise SPEError(f"invalid user name {username!r}: use letters, digits and . _ @ -")
+        hint = (f" (JupyterHub lowercases names: use {username.lower()!r})"
+                if _USERNAME.match((username or "").lower()) else "")
+        raise SPEError(f"invalid user name {username!r}: use 1-128 lowercase letters, digits "
+                       f"and . _ @ -{hint}")
     return username
 
 
@@ -94,12 +120,15 @@ def check_dataset_name(name: str) -> str:
 
 def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int) -> None:
     """Resource limits a container engine accepts."""
-    if not cpu_limit > 0:
-        raise SPEError(f"invalid CPU limit {cpu_limit}: give a positive number of cores, e.g. 1.5")
-    if not _MEMORY.match(mem_limit or ""):
-        raise SPEError(f"invalid memory limit {mem_limit!r}: use a number with K, M or G, e.g. 4G")
-    if pids_limit < 16:
-        raise SPEError(f"invalid pids limit {pids_limit}: give at least 16")
+    if not (math.isfinite(cpu_limit) and 0 < cpu_limit <= MAX_CPU):
+        raise SPEError(f"invalid CPU limit {cpu_limit}: give a number of cores above 0 and at "
+                       f"most {MAX_CPU:g}, e.g. 1.5")
+    if (not _MEMORY.match(mem_limit or "")
+            or int(mem_limit[:-1]) * _MEM_UNITS[mem_limit[-1]] > MAX_MEM_BYTES):
+        raise SPEError(f"invalid memory limit {mem_limit!r}: use a number with K, M or G, at "
+                       "most 4096G, e.g. 4G")
+    if not 16 <= pids_limit <= MAX_PIDS:
+        raise SPEError(f"invalid pids limit {pids_limit}: give 16 to {MAX_PIDS}")
 
 
 def spawn_decision(project: ProjectInfo, roles: set[str], image: str, today: date) -> Decision:
