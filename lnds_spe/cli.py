@@ -226,13 +226,32 @@ def dataset_list(slug: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the whole hash chain; name the first edited, deleted or reordered row."""
+    """Check the keyed chain, the checkpoints outside the database, and the registry against its
+    events; name every edited, cut or unrecorded row."""
     with _registry() as reg:
-        count, problem = reg.audit.verify()
-        if problem is not None:
-            typer.echo(f"audit log BROKEN at seq {problem.seq}: {problem.reason}", err=True)
+        report = reg.audit.check()
+        for note in report.notes:
+            out.print(f"note: {note}", highlight=False)
+        for problem in report.problems:
+            typer.echo(f"audit log BROKEN at {problem.where}: {problem.reason}", err=True)
+        if report.problems:
             raise typer.Exit(1)
-        out.print(f"audit log OK: {count} events, chain intact")
+        out.print(f"audit log OK: {report.events} events, chain intact, checkpoints agree, "
+                  "registry matches its events")
+
+
+@audit_app.command("grant-app-role")
+def audit_grant_app_role(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the SPE connects as.")],
+) -> None:
+    """PostgreSQL, run as the database owner: give ROLE the SPE's rights, with no UPDATE or
+    DELETE of audit rows (created with LOGIN if missing; rerun after an upgrade adds tables)."""
+    from lnds_spe.audit import grant_app_role
+
+    with _registry() as reg:
+        grant_app_role(reg.engine, role)
+        out.print(f"role {role} may now run the SPE: audit_events INSERT/SELECT only, "
+                  "audit_head UPDATE of its row only, audit_chain SELECT only")
 
 
 @audit_app.command("query")

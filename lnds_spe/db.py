@@ -93,6 +93,20 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditChain(Base):
+    """The single row saying which chain this is and from which seq its hashes are keyed MACs.
+
+    `mac` is the audit key's MAC of the other fields, so the row cannot be moved without the key.
+    """
+
+    __tablename__ = "audit_chain"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[str] = mapped_column(String(32))
+    keyed_from: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class AirlockRequest(Base):
     """An export request: its project, requester, status and context; files, votes beside it."""
 
