@@ -125,8 +125,7 @@ def pages_router(airlock: Airlock, sign_in: HubSignIn, prefix: str) -> APIRouter
         nonce = secrets.token_urlsafe(18)
         html = templates.get_template(template).render(
             prefix=prefix, hub_home=f"{sign_in.hub_auth.hub_prefix}home", nonce=nonce, user=user,
-            csrf_field=CSRF_FIELD,
-            csrf=sign_in.csrf_token(user), **context)
+            csrf_field=CSRF_FIELD, csrf=sign_in.csrf_token(user), **context)
         return HTMLResponse(html, status_code=status, headers=security_headers(nonce))
 
     async def respond(request: Request, next_url: str,
