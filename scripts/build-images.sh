@@ -2,6 +2,9 @@
 # Build the container images of the SPE, idempotently: the base image (from Debian packages with
 # mmdebstrap, where no registry can be pulled from), the workspace image and, with --hub, the hub
 # image. An image whose inputs did not change since it was built is skipped in a second or two.
+# The workspace image holds the JupyterLab airlock extension (extensions/lnds-spe-airlock), built
+# here from source into a wheel with a prebuilt labextension (Node.js on this machine only, never
+# in the image; ~2 min cold, then cached by the hash of its sources).
 #
 #   scripts/build-images.sh [--hub] [--force]
 #
@@ -19,6 +22,9 @@ HUB_IMAGE="${SPE_HUB_IMAGE:-localhost/lnds-spe-hub:latest}"
 BUILD_CACHE="${SPE_BUILD_CACHE:-/var/cache/spe-build}"
 CA_BUNDLE="${SPE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 HASH_LABEL="org.lnds-spe.inputs-sha256"
+EXTENSION="$ROOT/extensions/lnds-spe-airlock"
+PYTHON="${SPE_PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
 
 BUILD_HUB=0
 FORCE=0
@@ -87,6 +93,44 @@ stage_context() {
     tar -C "$ROOT" --exclude='__pycache__' --exclude='*.pyc' -cf - "${parts[@]}" | tar -C "$dest" -xf -
 }
 
+extension_sources_hash() {
+    # A digest of the extension's sources (what its wheel is built from), build outputs excluded.
+    (cd "$EXTENSION" && find . \( -name node_modules -o -name lib -o -name labextension -o -name dist \
+        -o -name coverage -o -name .yarn -o -name __pycache__ \) -prune -o -type f \
+        ! -name _version.py ! -name '*.tsbuildinfo' -print0 | sort -z | xargs -0 sha256sum) \
+        | sha256sum | cut -d' ' -f1
+}
+
+build_extension_wheel() {
+    # The airlock lab extension's wheel (prebuilt labextension inside) into $1/wheels, rebuilt only
+    # when its sources changed (cached under $BUILD_CACHE/extension/<hash>).
+    local dest="$1/wheels" hash cache
+    hash="$(extension_sources_hash)"
+    cache="$BUILD_CACHE/extension/$hash"
+    mkdir -p "$dest"
+    if ! compgen -G "$cache/*.whl" >/dev/null; then
+        if ! command -v node >/dev/null 2>&1; then
+            say "Node.js is missing: it builds the JupyterLab extension (./run setup installs it)"
+            exit 1
+        fi
+        say "building the airlock lab extension from source (jlpm install + build, ~2 min cold)"
+        local start=$SECONDS tmp
+        tmp="$(mktemp -d)"
+        # A stale labextension would be reused silently by the builder: start clean.
+        rm -rf "$EXTENSION/lnds_spe_airlock/labextension" "$EXTENSION/lib" "$EXTENSION/tsconfig.tsbuildinfo"
+        NODE_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS:-$CA_BUNDLE}" \
+            "$PYTHON" -m pip wheel --no-deps --disable-pip-version-check --progress-bar off \
+            -w "$tmp" "$EXTENSION" >&2
+        mkdir -p "$cache"
+        mv "$tmp"/lnds_spe_airlock-*.whl "$cache/"
+        rm -rf "$tmp"
+        say "airlock lab extension built in $((SECONDS - start)) s"
+    else
+        say "airlock lab extension wheel up to date ($(basename "$cache"/*.whl))"
+    fi
+    cp "$cache"/*.whl "$dest/"
+}
+
 inputs_hash() {
     # A digest of the parts $2... of the staged context $1 plus the base image id: a build's input.
     local ctx="$1"
@@ -135,8 +179,9 @@ build_base
 CTX="$(mktemp -d)"
 trap 'rm -rf "$CTX"' EXIT
 stage_context "$CTX"
+build_extension_wheel "$CTX"
 build_image "$WORKSPACE_IMAGE" images/workspace/Dockerfile "$CTX" \
-    pyproject.toml README.md lnds_spe images/workspace
+    pyproject.toml README.md lnds_spe images/workspace wheels
 if [ "$BUILD_HUB" -eq 1 ]; then
     build_image "$HUB_IMAGE" Dockerfile "$CTX" \
         pyproject.toml README.md lnds_spe Dockerfile jupyterhub_config.py hub

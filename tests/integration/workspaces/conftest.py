@@ -32,7 +32,7 @@ from benchmarks import hubs
 from benchmarks.hubs import HubError, HubProcess, free_port
 from lnds_spe.crypto import generate_keypair
 from lnds_spe.hub.firewall import remove_firewall
-from lnds_spe.hub.lockdown import network_name
+from lnds_spe.hub.lockdown import network_name, review_network_name
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
@@ -148,6 +148,8 @@ PROJECTS = {
     "pd": (["dave"], {}, 30),
     "pold": (["erin"], {}, -1),
 }
+# Output checkers of the session (not researchers of the project they check): slug -> users.
+CHECKERS = {"pa": ["grace"]}
 MEM_LIMIT = "1G"
 PIDS_LIMIT = 300
 CPU_LIMIT = 1.0
@@ -172,6 +174,9 @@ def _seed_registry(url: str, state_dir: Path) -> None:
             for file_name, text in files.items():
                 (folder / file_name).write_text(text)
             registry.add_dataset(slug, name, f"file://{folder}", actor="test-setup")
+    for slug, checkers in CHECKERS.items():
+        for user in checkers:
+            registry.add_member(slug, user, "output_checker", actor="test-setup")
 
 
 def _remove_engine_objects(prefix: str) -> None:
@@ -218,6 +223,8 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         "SPE_ENFORCE_EVERY": "5",
         "SPE_ACTIVITY_INTERVAL": "10",
         "SPE_HUB_ACTIVITY_INTERVAL": "10",
+        "SPE_AIRLOCK_PORT": str(free_port()),
+        "SPE_OUTPUT_CHECKERS": ",".join(sorted({u for users in CHECKERS.values() for u in users})),
         "PYTHONPATH": str(ROOT),
         **SECRETS,
     }
@@ -238,6 +245,8 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         _remove_engine_objects(prefix)
         for slug in PROJECTS:
             remove_firewall(network_name(prefix, slug))
+        for user in {u for users in CHECKERS.values() for u in users}:
+            remove_firewall(review_network_name(prefix, user))
 
 
 # --- Workspaces and code inside them ----------------------------------------------------------

@@ -1,5 +1,6 @@
 """The output checker's review server: the pure decisions and the spawner's use of them."""
 
+import json
 from datetime import date, timedelta
 from types import SimpleNamespace
 
@@ -81,8 +82,8 @@ def test_checker_may_start_a_review_server_and_others_are_refused_audited(regist
     with pytest.raises(SpawnRefused, match="not the review image"):
         spawner(registry, tmp_path, "cat", "review", {"image": "evil:latest"}).authorize_review()
     denied = [e for e in registry.audit.query() if e.action == "workspace.spawn_denied"]
-    assert [(e.actor, e.project, e.details["server"]) for e in denied] == [("ann", None, "review"),
-                                                                          ("cat", None, "review")]
+    seen = [(e.actor, e.project, json.loads(e.details)["server"]) for e in denied]
+    assert seen == [("ann", None, "review"), ("cat", None, "review")]
 
 
 def test_server_tokens_carry_the_airlock_scope_of_their_kind(registry, tmp_path):
