@@ -180,7 +180,8 @@ def _service_pid(state: Path) -> int:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"lnds_spe.services.airlock" in command and f"SPE_STATE_DIR={state}".encode() in environ:
+        serves_airlock = any(b"lnds_spe.services.airlock" in part for part in command)
+        if serves_airlock and f"SPE_STATE_DIR={state}".encode() in environ:
             return int(entry.name)
     pytest.fail("no airlock service process of this hub is running", pytrace=False)
 
