@@ -115,7 +115,7 @@ def ours_fetch(location: str, manifest_path: Path, secret_key: bytes, destinatio
     # what decrypt_dataset reads of a DatasetInfo; the registry (SQLAlchemy) is not measured
     info = SimpleNamespace(name="f", location=location, manifest=manifest)
     ingress.remove_tree(destination / "f")
-    return ingress.decrypt_dataset(info, destination, secret_key)
+    return ingress.decrypt_dataset(info, destination, secret_key, project="bench")
 
 
 def store_put(source: Path, store_url: str, key: str) -> None:

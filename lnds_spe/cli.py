@@ -1,8 +1,6 @@
 """The `spe` command: projects, members, datasets and the audit log, for admins and data holders."""
 
-import getpass
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lnds_spe.cli_data import actor as _actor
 from lnds_spe.cli_data import data_app, keys_app
 from lnds_spe.config import DEFAULT_IMAGE, database_url, redacted_url, state_dir
 from lnds_spe.errors import SPEError
@@ -34,11 +33,6 @@ demo_app = typer.Typer(help="The demo project and accounts.", no_args_is_help=Tr
 app.add_typer(demo_app, name="demo")
 
 out = Console()
-
-
-def _actor() -> str:
-    """Who is acting: $SPE_ACTOR, else the login name."""
-    return os.environ.get("SPE_ACTOR") or getpass.getuser()
 
 
 @contextmanager
@@ -162,9 +156,20 @@ def project_resume(slug: str) -> None:
 
 
 @project_app.command("close")
-def project_close(slug: str) -> None:
-    """Close a project for good."""
-    _set_status(slug, "closed")
+def project_close(
+    slug: str,
+    outputs: Annotated[str | None, typer.Option(
+        help="What happens to its outputs: archive or delete (default $SPE_CLOSE_OUTPUTS, "
+             "else archive).")] = None,
+) -> None:
+    """Close a project for good (final), then archive or delete its outputs."""
+    from lnds_spe.lifecycle import close_project
+
+    with _registry() as reg:
+        archive = close_project(reg, slug, actor=_actor(), state_dir=state_dir(),
+                                outputs_policy=outputs)
+        kept = f"outputs archived in {archive}" if archive else "outputs deleted (or none)"
+        out.print(f"project {slug} is now closed; {kept}", highlight=False, soft_wrap=True)
 
 
 # Members
@@ -205,8 +210,11 @@ def dataset_add(slug: str, name: str,
                 location: Annotated[str, typer.Option(help="Where the encrypted object is.")],
                 sha256: Annotated[str, typer.Option(help="Plaintext sha256.")] = "",
                 size: Annotated[int, typer.Option(help="Plaintext size in bytes.")] = 0) -> None:
-    """Register a dataset to a project (`spe data upload` does this for you)."""
+    """Register a dataset to a project (`spe data register` does this for you)."""
+    from lnds_spe.storage import check_location
+
     with _registry() as reg:
+        check_location(location)
         reg.add_dataset(slug, name, location, actor=_actor(), plaintext_sha256=sha256,
                         plaintext_size=size)
         out.print(f"dataset {name} registered to {slug}")

@@ -22,6 +22,7 @@ from rich.progress import (
 
 from lnds_spe import crypto, ingress
 from lnds_spe.errors import SPEError
+from lnds_spe.policy import check_username
 from lnds_spe.storage import open_store
 
 keys_app = typer.Typer(help="The SPE's Crypt4GH key pair, and a data holder's signing key.",
@@ -31,9 +32,13 @@ data_app = typer.Typer(help="Encrypted datasets: upload, register, fetch, re-key
 err = Console(stderr=True)
 
 
-def _actor() -> str:
-    """Who is acting: $SPE_ACTOR, else the login name."""
-    return os.environ.get("SPE_ACTOR") or getpass.getuser()
+def actor() -> str:
+    """Who is acting: $SPE_ACTOR, else the login name; a user name the audit log can hold."""
+    name = os.environ.get("SPE_ACTOR") or getpass.getuser()
+    try:
+        return check_username(name)
+    except SPEError as exc:
+        raise SPEError(f"{exc} (the acting user, from SPE_ACTOR or the login name)") from None
 
 
 @contextmanager
@@ -179,7 +184,7 @@ def data_register(
         secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
         with _progress(f"verifying {dataset}", None) as advance:
             info = ingress.register_upload(reg, manifest, project, dataset, secret_key,
-                                           actor=_actor(), signer=signer, progress=advance)
+                                           actor=actor(), signer=signer, progress=advance)
         typer.echo(f"registered {dataset} to {project} (uploaded by {info.manifest['uploader']}): "
                    f"{info.plaintext_size} bytes, sha256 {info.plaintext_sha256}")
 
@@ -197,7 +202,7 @@ def data_fetch(
         secret_key = ingress.load_hub_secret_key(passphrase=_passphrase())
         with _progress(f"decrypting {dataset}", info.encrypted_size or None) as advance:
             path = ingress.fetch_dataset(reg, project, dataset, out, secret_key,
-                                         actor=_actor(), progress=advance)
+                                         actor=actor(), progress=advance)
         typer.echo(f"decrypted and verified {dataset} into {path}")
 
 
@@ -219,6 +224,6 @@ def data_rekey(
         info = ingress.find_dataset(reg, project, dataset)
         with _progress(f"re-encrypting {dataset}", info.encrypted_size or None) as advance:
             fingerprints = ingress.rekey_dataset(reg, project, dataset, secret_key, recipients,
-                                                 actor=_actor(), progress=advance)
+                                                 actor=actor(), progress=advance)
         typer.echo(f"{dataset} re-encrypted; only these keys can decrypt it now: "
                    f"{', '.join(fingerprints)}")

@@ -15,9 +15,8 @@ from lnds_spe import policy
 from lnds_spe.audit import AuditLog, utc_now
 from lnds_spe.config import DEFAULT_IMAGE, database_url
 from lnds_spe.db import Dataset, Member, Project, make_engine, migrate
-from lnds_spe.errors import SPEError
+from lnds_spe.errors import InvalidStatusTransition, SPEError
 from lnds_spe.policy import ProjectInfo
-from lnds_spe.storage import check_location
 
 
 @dataclass(frozen=True)
@@ -114,14 +113,23 @@ class Registry:
             return [_project_info(row) for row in rows]
 
     def set_status(self, slug: str, status: str, *, actor: str) -> ProjectInfo:
-        """Activate, suspend or close a project."""
+        """Activate, suspend or close a project as the transition table allows; refusals audited."""
         policy.check_status(status)
         with self._sessions.begin() as session:
             row = self._project_row(session, slug)
-            previous, row.status = row.status, status
-            self.audit.append_in(session, actor, "project.status", project=slug,
-                                 details={"from": previous, "to": status})
-            return _project_info(row)
+            previous = row.status
+            try:
+                policy.check_status_transition(previous, status)
+            except InvalidStatusTransition as exc:
+                refusal = InvalidStatusTransition(f"project {slug}: {exc}")
+            else:
+                row.status = status
+                self.audit.append_in(session, actor, "project.status", project=slug,
+                                     details={"from": previous, "to": status})
+                return _project_info(row)
+        self.audit.append(actor, "project.status", project=slug, outcome="denied",
+                          details={"from": previous, "to": status, "reason": str(refusal)})
+        raise refusal
 
     # Members
 
@@ -194,7 +202,8 @@ class Registry:
                     manifest: dict | None = None) -> DatasetInfo:
         """Register a dataset (where it is stored, and its manifest) to a project."""
         policy.check_dataset_name(name)
-        check_location(location)
+        if not location:
+            raise SPEError("a dataset needs a location in the object store: pass --location URL")
         with self._sessions.begin() as session:
             project = self._project_row(session, slug)
             row = Dataset(project_id=project.id, name=name, location=location,
@@ -215,7 +224,6 @@ class Registry:
     def replace_dataset_object(self, slug: str, name: str, location: str, manifest: dict, *,
                                actor: str, details: dict) -> DatasetInfo:
         """Point a dataset at a re-encrypted object and its manifest; audited `dataset.rekey`."""
-        check_location(location)
         with self._sessions.begin() as session:
             project = self._project_row(session, slug)
             row = session.execute(select(Dataset).where(

@@ -86,6 +86,7 @@ def test_status_change_and_member_removal(demo):
     assert actions == ["project.status", "member.remove"]
 
 
+LATER = ("--title", "T", "--start", "2026-01-01", "--end", "2026-02-01")
 BAD_INPUTS = {
     "unknown project": (["project", "member", "add", "nosuch", "bob", "--role", "researcher"],
                         "unknown project 'nosuch'"),
@@ -104,6 +105,18 @@ BAD_INPUTS = {
                           "already has a dataset 'survey'"),
     "bad date": (["project", "create", "later", "--title", "T", "--start", "2026-02-30",
                   "--end", "2026-04-30"], "invalid --start '2026-02-30'"),
+    # V1: input that escaped before (a traceback, or a value no engine or column holds)
+    "pids overflow": (["project", "create", "later", *LATER, "--pids", "99999999999999999999"],
+                      "invalid pids limit 99999999999999999999"),
+    "cpu inf": (["project", "create", "later", *LATER, "--cpu", "inf"], "invalid CPU limit inf"),
+    "memory overflow": (["project", "create", "later", *LATER, "--mem", "99999999999999999999G"],
+                        "invalid memory limit '99999999999999999999G'"),
+    "member name JupyterHub lowercases": (
+        ["project", "member", "add", "cohort", "Alice", "--role", "researcher"],
+        "invalid user name 'Alice'"),
+    "dataset location outside any store": (
+        ["project", "dataset", "add", "cohort", "shadow", "--location", "file:///etc/shadow"],
+        "dataset location 'file:///etc/shadow' is not an encrypted object in a store"),
 }
 
 
@@ -117,6 +130,28 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(demo, case):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(demo) == before
+
+
+def test_an_actor_name_the_audit_log_cannot_hold_is_refused(demo):
+    before = snapshot(demo)
+    env = {**os.environ, "SPE_DATABASE_URL": demo, "SPE_ACTOR": "a" * 129}
+    result = subprocess.run([*SPE, "project", "suspend", "cohort"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "(the acting user, from SPE_ACTOR or the login name)" in result.stderr
+    assert snapshot(demo) == before
+
+
+def test_the_longest_names_the_validators_accept_fit_the_columns(database_url):
+    """V1: on PostgreSQL too, a 30-character slug, a 128-character user and actor, a 64-character
+    dataset name are stored and audited."""
+    reg = open_registry(database_url)
+    slug, user, dataset = "p" * 30, "u" * 128, "d" * 64
+    reg.create_project(slug, "T", date(2026, 1, 1), date(2026, 2, 1), actor=user,
+                       mem_limit="4096G", cpu_limit=1024, pids_limit=4_194_304)
+    reg.add_member(slug, user, "researcher", actor=user)
+    reg.add_dataset(slug, dataset, "s3://b/" + "k" * 500 + ".c4gh", actor=user)
+    assert [e.actor for e in reg.audit.query(project=slug)] == [user] * 3
 
 
 def test_refused_change_rolls_back_with_its_audit_event(database_url):
