@@ -30,7 +30,7 @@ from lnds_spe.errors import SPEError
 
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 9_500  # S3 allows 10,000; keep a margin
-MAX_PARTS_IN_FLIGHT = 2  # parts being sent while the next is encrypted: bounded memory
+MAX_PARTS_IN_FLIGHT = 1  # one part sent while the next is encrypted: an upload stays under 100 MiB
 PARTIAL_MARK = ".partial-"
 FLUSH_EVERY = 32 * 1024 * 1024  # local store: start writing back to disk every 32 MiB
 
