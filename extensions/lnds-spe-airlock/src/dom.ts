@@ -37,5 +37,6 @@ export function button(
   accept = false
 ): HTMLElement {
   const cls = `jp-Button jp-mod-styled ${accept ? 'jp-mod-accept' : 'jp-mod-reject'} lnds-airlock-button`;
-  return h('button', { type: 'button', class: cls, ...attrs, onclick: () => onclick() }, label);
+  const extra = typeof attrs.class === 'string' ? ` ${attrs.class}` : '';
+  return h('button', { type: 'button', ...attrs, class: cls + extra, onclick: () => onclick() }, label);
 }

@@ -268,49 +268,41 @@ export class RequestsPanel extends AirlockPanel {
     await this.change('Saving…', id => this.client.edit(id, title, purpose, controls), 'Context saved.');
   }
 
-  private filesTable(d: IRequestDetail, editable: boolean): HTMLElement {
+  private filesList(d: IRequestDetail, editable: boolean): HTMLElement {
     if (!d.files.length) {
       return h('p', { class: 'lnds-airlock-empty', id: 'lnds-airlock-files-empty' },
         'No files yet: add one from ~/outputs below, or right-click it in the file browser and choose "Request export…".');
     }
     return h(
-      'table',
-      { class: 'lnds-airlock-table', id: 'lnds-airlock-files' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'File'), h('th', {}, 'Kind'), h('th', {}, 'Findings'), h('th', {}, ''))),
-      h(
-        'tbody',
-        {},
-        d.files.map(f => {
-          const kind = h(
-            'select',
-            { class: 'jp-mod-styled lnds-airlock-kind', 'aria-label': `Kind of ${f.name}`, disabled: !editable,
-              onchange: (e: Event) =>
-                void this.change(`Changing ${f.name}…`, id =>
-                  this.client.addFile(id, f.name, (e.target as HTMLSelectElement).value as FileKind)) },
-            h('option', { value: 'output', selected: f.kind === 'output' }, 'output (released when approved)'),
-            h('option', { value: 'supporting', selected: f.kind === 'supporting' }, 'supporting (reviewed, never released)')
-          );
-          return h(
-            'tr',
-            { 'data-file': f.name },
-            h('td', {}, h('code', {}, f.name), h('div', { class: 'lnds-airlock-dim' }, `sha256 ${f.sha256.slice(0, 12)}… · ${f.size} bytes`)),
-            h('td', {}, kind),
-            h('td', {}, findingsList(f)),
-            h(
-              'td',
-              {},
-              editable &&
-                button('Replace', () =>
-                  void this.change(`Freezing the current ${f.name}…`, id => this.client.addFile(id, f.name, f.kind),
-                    `${f.name} replaced with its current content; votes on it start again.`),
-                  { 'aria-label': `Replace ${f.name} with its current content`, class: 'lnds-airlock-replace' }),
-              editable &&
-                button('Remove', () => void this.change(`Removing ${f.name}…`, id => this.client.removeFile(id, f.name)),
-                  { 'aria-label': `Remove ${f.name}`, class: 'lnds-airlock-remove' })
-            )
-          );
-        })
-      )
+      'ul',
+      { class: 'lnds-airlock-files', id: 'lnds-airlock-files', 'aria-label': 'Files in this request' },
+      d.files.map(f => {
+        const kind = h(
+          'select',
+          { class: 'jp-mod-styled lnds-airlock-kind', 'aria-label': `Kind of ${f.name}`, disabled: !editable,
+            onchange: (e: Event) =>
+              void this.change(`Changing ${f.name}…`, id =>
+                this.client.addFile(id, f.name, (e.target as HTMLSelectElement).value as FileKind)) },
+          h('option', { value: 'output', selected: f.kind === 'output' }, 'output: released when approved'),
+          h('option', { value: 'supporting', selected: f.kind === 'supporting' }, 'supporting: reviewed, never released')
+        );
+        return h(
+          'li',
+          { class: 'lnds-airlock-file', 'data-file': f.name },
+          h('div', {}, h('code', { class: 'lnds-airlock-file-name' }, f.name)),
+          h('div', { class: 'lnds-airlock-dim' }, `sha256 ${f.sha256.slice(0, 12)}… · ${f.size} bytes`),
+          kind,
+          findingsList(f),
+          editable &&
+            h('div', { class: 'lnds-airlock-file-actions' },
+              button('Replace', () =>
+                void this.change(`Freezing the current ${f.name}…`, id => this.client.addFile(id, f.name, f.kind),
+                  `${f.name} replaced with its current content; votes on it start again.`),
+                { 'aria-label': `Replace ${f.name} with its current content`, class: 'lnds-airlock-replace' }),
+              button('Remove', () => void this.change(`Removing ${f.name}…`, id => this.client.removeFile(id, f.name)),
+                { 'aria-label': `Remove ${f.name}`, class: 'lnds-airlock-remove' }))
+        );
+      })
     );
   }
 
@@ -342,14 +334,14 @@ export class RequestsPanel extends AirlockPanel {
       h('h2', {}, `Export requests · ${this.project}`),
       h('p', { class: 'lnds-airlock-dim' }, 'Results leave the workspace only through a request that two output checkers approve. Files are copied from ~/outputs on the hub side when added; later edits change nothing until you replace them.'),
       h('h3', {}, d ? `Request ${d.id}` : 'New request'),
-      d && h('p', {}, 'Status: ', h('strong', { id: 'lnds-airlock-status', 'data-status': d.status }, statusLabel(d.status)),
+      d && h('p', {}, 'Status: ', h('strong', { id: 'lnds-airlock-status', 'data-status': d.status, 'data-round': String(d.round) }, statusLabel(d.status)),
         d.round ? ` · round ${d.round}` : ''),
       this.contextFields(editable)
     ];
     if (d) {
       parts.push(
         h('h4', {}, 'Files'),
-        this.filesTable(d, editable),
+        this.filesList(d, editable),
         editable && this.addRow(d),
         h(
           'div',
@@ -556,7 +548,7 @@ export class ReviewPanel extends AirlockPanel {
       parts.push(
         h(
           'div',
-          { id: 'lnds-review-detail', 'data-request': d.id },
+          { id: 'lnds-review-detail', 'data-request': d.id, 'data-status': d.status, 'data-round': String(d.round) },
           h('h3', {}, d.title),
           h('p', {}, 'Status: ', h('strong', { id: 'lnds-review-status', 'data-status': d.status }, statusLabel(d.status)),
             ` · ${d.id} · project ${d.project} · by ${d.author} · round ${d.round} · reviews in: ${d.review_count}`),
