@@ -69,6 +69,15 @@ def to_digits(value: int, alphabet: str, length: int) -> str:
     return "".join(reversed(out))
 
 
+def digest_pseudonym(digest: bytes, fmt: OutputFormat) -> str:
+    """A keyed digest (HMAC or OPRF output, >= 32 bytes) reduced into the format's alphabet and length.
+
+    The bias of the reduction is below radix ** length / 2 ** 256, far under any collision concern.
+    """
+    alphabet, length = ALPHABETS[fmt], LENGTHS[fmt]
+    return to_digits(int.from_bytes(digest) % len(alphabet) ** length, alphabet, length)
+
+
 def from_digits(text: str, alphabet: str) -> int:
     """The integer a string of `alphabet` symbols writes; ValueError on a foreign symbol."""
     radix = len(alphabet)

@@ -28,6 +28,7 @@ from lnds_spe.pseudonym.formats import (
     LENGTHS,
     Method,
     Treatment,
+    digest_pseudonym,
     digits_for_bytes,
     from_digits,
     in_alphabet,
@@ -92,9 +93,8 @@ class Pseudonymiser:
             texts = [in_alphabet(text, self.config.format, start + i) for i, text in enumerate(texts)]
             return [ff1_encrypt(self._key, self._tweak, self.alphabet, text) for text in texts]
         if self.kind == "hmac":
-            key, space, alphabet, length = self._key, self._space, self.alphabet, self.length
-            return [to_digits(int.from_bytes(hmac.digest(key, text.encode(), hashlib.sha256)) % space,
-                              alphabet, length) for text in texts]
+            key, fmt = self._key, self.config.format
+            return [digest_pseudonym(hmac.digest(key, text.encode(), hashlib.sha256), fmt) for text in texts]
         if self.kind == "random":
             return [to_digits(secrets.randbelow(self._space), self.alphabet, self.length) for _ in texts]
         return [self._seal(text) for text in texts]
