@@ -1,8 +1,11 @@
 """The scale-out path: project workspaces as locked-down pods on Kubernetes (Zero to JupyterHub).
 
 Same policy mixin as the Docker spawner; the lockdown becomes a pod securityContext, resource
-limits and a per-project NetworkPolicy that lets the project's pods reach only the hub. Datasets
-and outputs come from per-project PersistentVolumeClaims (read-only and read-write).
+limits and a per-project NetworkPolicy that lets the project's pods reach only the hub. A pod sees
+exactly the datasets the hub decrypted and verified for it: the hub's state dir lives on a shared
+PersistentVolumeClaim (`state_claim`) and the pod mounts its own prepared folder from it,
+read-only. Without that claim, a project with datasets is refused before anything is decrypted.
+Outputs come from a per-project claim, read-write.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from kubespawner import KubeSpawner
 from traitlets import Dict, Unicode
 
 from lnds_spe.hub import lockdown
-from lnds_spe.hub.spawner import SPEPolicyMixin
+from lnds_spe.hub.spawner import SpawnRefused, SPEPolicyMixin
 from lnds_spe.policy import ProjectInfo
 
 
@@ -23,10 +26,12 @@ class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
         help="Labels of the hub pod: the only pods a workspace may connect to.",
     ).tag(config=True)
 
-    data_claim_template = Unicode(
-        "spe-data-{project}",
-        help="""PersistentVolumeClaim holding a project's prepared datasets (one folder per
-        dataset), mounted read-only at ~/data.""",
+    state_claim = Unicode(
+        "",
+        help="""PersistentVolumeClaim (ReadWriteMany) holding the hub's state dir, mounted in the
+        hub pod at `spe_state_dir`. A workspace pod mounts its own prepared, verified datasets
+        from it read-only (subPath `workspaces/<user>/<server>/data`) at ~/data. Empty: projects
+        with datasets are refused on Kubernetes.""",
     ).tag(config=True)
 
     outputs_claim_template = Unicode(
@@ -54,21 +59,37 @@ class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
         self.storage_pvc_ensure = True
         self.pvc_name_template = "spe-home-{username}--{servername}"
         slug = lockdown.safe_name(project.slug)
+        data_mount = {"name": "data", "mountPath": str(lockdown.WORKSPACE_HOME / "data"),
+                      "readOnly": True}
+        if self.state_claim:
+            data_volume = {"name": "data", "persistentVolumeClaim": {
+                "claimName": self.state_claim, "readOnly": True}}
+            data_mount["subPath"] = str(self.workspace_data_dir().relative_to(self.state_path))
+        else:  # no datasets (prepare_data refused any): an empty, read-only ~/data
+            data_volume = {"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}
         self.volumes = [
             {"name": "home", "persistentVolumeClaim": {"claimName": self.pvc_name}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": lockdown.TMP_SIZE}},
-            {"name": "data", "persistentVolumeClaim": {
-                "claimName": self.data_claim_template.format(project=slug), "readOnly": True}},
+            data_volume,
             {"name": "outputs", "persistentVolumeClaim": {
                 "claimName": self.outputs_claim_template.format(project=slug)}},
         ]
         self.volume_mounts = [
             {"name": "home", "mountPath": str(lockdown.WORKSPACE_HOME)},
             {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "data", "mountPath": str(lockdown.WORKSPACE_HOME / "data"),
-             "readOnly": True},
+            data_mount,
             {"name": "outputs", "mountPath": lockdown.outputs_mount_point()},
         ]
+
+    def prepare_data(self, project: ProjectInfo) -> dict[str, str]:
+        """Refuse (audited, before decrypting) a project with datasets no pod could be given."""
+        if not self.state_claim and self.registry.datasets(project.slug):
+            reason = (f"project {project.slug} has datasets, and this hub cannot hand prepared "
+                      "data to pods: an administrator must set SPEKubeSpawner.state_claim (a "
+                      "shared claim holding the hub's state dir)")
+            self.audit("workspace.spawn_denied", outcome="denied", details={"reason": reason})
+            raise SpawnRefused(reason)
+        return super().prepare_data(project)
 
     def network_policy_manifest(self, project: ProjectInfo) -> dict:
         """The project's NetworkPolicy: its pods reach only the hub API port."""
