@@ -104,14 +104,20 @@ def test_tail_cut_and_head_moved_back_is_caught_by_the_checkpoints(cohort, state
     assert_broken(spe(cohort, "audit", "verify"), "checkpoint", "seq 4", "cut")
 
 
-def test_tail_cut_is_caught_by_the_object_store_checkpoint_alone(cohort, state):
-    (seq3_hash,) = sql(cohort, "SELECT hash FROM audit_events WHERE seq = 3")[0]
-    sql(cohort, "DELETE FROM audit_events WHERE seq = 4",
-        "UPDATE audit_head SET seq = 3, hash = :h", h=seq3_hash)
+def test_tail_cut_is_caught_by_the_object_store_checkpoint_alone(cohort, monkeypatch):
+    monkeypatch.setenv("SPE_AUDIT_STORE_EVERY", "10")  # the store gets every 10th head
+    reg = open_registry(cohort)
+    for i in range(8):
+        reg.audit.append("alice", "workspace.spawn", project="cohort", details={"i": i})
+    reg.engine.dispose()
+    (seq9_hash,) = sql(cohort, "SELECT hash FROM audit_events WHERE seq = 9")[0]
+    sql(cohort, "DELETE FROM audit_events WHERE seq >= 10",
+        "UPDATE audit_head SET seq = 9, hash = :h", h=seq9_hash)
     files = list((audit_home(cohort) / "audit").glob("*.checkpoints"))
     assert len(files) == 1
     files[0].unlink()  # only the object store's copy remains
-    assert_broken(spe(cohort, "audit", "verify"), "object store", "seq 4", "cut")
+    assert_broken(spe(cohort, "audit", "verify"), "object store", "BROKEN at seq 10",
+                  "rows seq 10 to 10 were cut")
 
 
 @pytest.mark.parametrize("key", [None, b"k" * 32], ids=["unkeyed", "wrong-key"])
@@ -141,6 +147,7 @@ def test_member_row_deleted_directly_is_named(cohort):
 
 
 def test_event_row_edited_is_named(cohort):
+    """L2 on a keyed chain."""
     sql(cohort, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
     assert_broken(spe(cohort, "audit", "verify"), "BROKEN at seq 3", "edited")
 
@@ -162,7 +169,7 @@ def test_unreadable_or_forged_checkpoint_is_named(cohort, state):
 
 
 def test_app_role_cannot_update_or_delete_audit_rows(state, tmp_path):
-    """On PostgreSQL the SPE connects as a role that may only add audit rows and move the head."""
+    """L4-role: on PostgreSQL the SPE connects as a role that may only add audit rows and move the head."""
     name = f"spe_test_{uuid.uuid4().hex[:12]}"
     role = f"spe_app_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
