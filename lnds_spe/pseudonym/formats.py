@@ -46,6 +46,14 @@ class OutputFormat(StrEnum):
     ALPHABETIC = "alphabetic"
 
 
+class Role(StrEnum):
+    """Segregated roles of the token service's callers."""
+
+    ISSUER = "issuer"
+    HOLDER = "holder"
+    REIDENTIFIER = "reidentifier"
+
+
 ALPHABETS = {
     OutputFormat.NUMERIC: "0123456789",
     OutputFormat.ALPHABETIC: "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
