@@ -6,15 +6,17 @@ import secrets
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from lnds_spe import crypto
 from lnds_spe.errors import SPEError
-from lnds_spe.ingress import PASSPHRASE_ENV, Recipients, upload_dataset
-from lnds_spe.projects import Registry
+from lnds_spe.ingress import DEMO_PASSPHRASE_FILE, PASSPHRASE_ENV, Recipients, upload_dataset
 from lnds_spe.storage import open_store
+
+if TYPE_CHECKING:  # the hub imports this module for its accounts: no pandas or SQLAlchemy then
+    import pandas as pd
+
+    from lnds_spe.projects import Registry
 
 DEMO_PROJECT = "demo"
 DEMO_USERS = {
@@ -25,11 +27,13 @@ DEMO_USERS = {
 }
 DEMO_ADMINS = ["admin"]
 ACCOUNTS_FILE = "demo-accounts.json"
-DEMO_PASSPHRASE_FILE = "demo-passphrase"
 
 
-def demo_survey(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
+def demo_survey(rows: int = 2000, seed: int = 7) -> "pd.DataFrame":
     """A small synthetic survey: region, sex, age band and income, for the demo notebook."""
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     regions = ["North", "South", "East", "West", "Centre"]
     return pd.DataFrame({
@@ -52,7 +56,7 @@ def demo_key_passphrase(state_dir: Path) -> str:
     return path.read_text()
 
 
-def _upload_demo_survey(registry: Registry, state_dir: Path, actor: str) -> None:
+def _upload_demo_survey(registry: "Registry", state_dir: Path, actor: str) -> None:
     """The data holder's step: encrypt the survey for the SPE's key and upload it to the store."""
     keys = state_dir / "keys"
     if not (keys / crypto.PUBLIC_KEY_NAME).exists():
@@ -76,7 +80,7 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def init_demo(registry: Registry, state_dir: Path, actor: str) -> dict | None:
+def init_demo(registry: "Registry", state_dir: Path, actor: str) -> dict | None:
     """Create what is missing of the demo; return the new accounts file, or None if it existed."""
     slugs = {p.slug for p in registry.list_projects()}
     if DEMO_PROJECT not in slugs:

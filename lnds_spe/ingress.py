@@ -37,7 +37,7 @@ from lnds_spe import crypto
 from lnds_spe.config import state_dir
 from lnds_spe.errors import SPEError
 from lnds_spe.policy import ProjectInfo, check_dataset_name, check_slug
-from lnds_spe.storage import LocalStore, S3Store, open_location
+from lnds_spe.storage import LocalStore, S3Store, hold_credentials, open_location
 
 if TYPE_CHECKING:  # the registry (SQLAlchemy) stays out of the memory of upload-only processes
     from lnds_spe.projects import DatasetInfo, Registry
@@ -46,6 +46,7 @@ Progress = Callable[[int], None]
 STAGING_MARK = ".partial-"
 PASSPHRASE_ENV = "SPE_KEY_PASSPHRASE"
 HOLDER_PASSPHRASE_ENV = "SPE_HOLDER_PASSPHRASE"
+DEMO_PASSPHRASE_FILE = "demo-passphrase"  # in the key dir; read by the hub in demo mode only
 MANIFEST_SUFFIX = ".manifest.json"
 MAX_MANIFEST_SIZE = 64 * 1024 * 1024
 # An unfinished upload older than this was interrupted (a live one is never aborted by another).
@@ -663,13 +664,40 @@ def load_hub_secret_key(private_key_path: Path | None = None,
                                    passphrase or from_env)
 
 
+def scrub_hub_environment() -> None:
+    """Take the hub's secrets out of its environment, so no child process inherits them.
+
+    The key passphrases are dropped (the key is loaded by then); the S3 credentials are held
+    in memory for this process's own S3 clients.
+    """
+    for name in (PASSPHRASE_ENV, HOLDER_PASSPHRASE_ENV):
+        os.environ.pop(name, None)
+    hold_credentials()
+
+
+def hub_passphrase(key_dir: Path, *, demo_mode: bool) -> Callable[[], str] | None:
+    """Where the hub reads its key's passphrase: None means $SPE_KEY_PASSPHRASE (required).
+
+    The demo's generated passphrase file is used only in demo mode and when the variable is
+    unset; outside demo mode a passphrase file beside the key is never read.
+    """
+    demo_file = key_dir / DEMO_PASSPHRASE_FILE
+    if demo_mode and not os.environ.get(PASSPHRASE_ENV) and demo_file.exists():
+        return demo_file.read_text
+    return None
+
+
 def make_encrypted_preparer(registry: Registry, *, private_key_path: Path | None = None,
                             passphrase: Callable[[], str] | None = None, actor: str = "hub",
                             plain_state_dir: Path | None = None
                             ) -> Callable[[ProjectInfo, Sequence[DatasetInfo], Path],
                                           dict[str, Path]]:
-    """A `PrepareDatasets` hook with the key loaded once (a wrong passphrase fails at start)."""
+    """A `PrepareDatasets` hook with the key loaded once (a wrong passphrase fails at start).
+
+    Once the key is loaded the hub's secrets leave its environment (`scrub_hub_environment`).
+    """
     secret_key = load_hub_secret_key(private_key_path, passphrase)
+    scrub_hub_environment()
 
     def prepare(project: ProjectInfo, datasets: Sequence[DatasetInfo],
                 destination: Path) -> dict[str, Path]:

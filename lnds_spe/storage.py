@@ -192,6 +192,22 @@ def s3_endpoint() -> str | None:
     return os.environ.get("SPE_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+# S3 credentials the hub moved out of its environment (see `hold_credentials`).
+_HELD_CREDENTIALS: dict[str, str] = {}
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def hold_credentials() -> None:
+    """Move the S3 credentials from the environment into this process's memory.
+
+    The hub's children (configurable-http-proxy, services) inherit its environment; S3 clients
+    made afterwards in this process still use the credentials.
+    """
+    for name in CREDENTIAL_ENV:
+        if name in os.environ:
+            _HELD_CREDENTIALS[name] = os.environ.pop(name)
+
+
 def _s3_client(endpoint: str | None):
     """A boto3 S3 client: path-style, short connect timeout, few retries, no extra checksums."""
     import boto3
@@ -203,8 +219,11 @@ def _s3_client(endpoint: str | None):
                     response_checksum_validation="when_required",
                     max_pool_connections=MAX_PARTS_IN_FLIGHT + 2)
     region = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region,
-                                          config=config)
+    session = boto3.session.Session(
+        aws_access_key_id=_HELD_CREDENTIALS.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_HELD_CREDENTIALS.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=_HELD_CREDENTIALS.get("AWS_SESSION_TOKEN"))
+    return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
 @contextmanager
