@@ -28,6 +28,11 @@ STATUS_OF_ERROR = {
 }
 
 
+def status_of(error: ex.AirlockError) -> int:
+    """The HTTP status that answers an airlock refusal."""
+    return next((code for cls, code in STATUS_OF_ERROR.items() if isinstance(error, cls)), 400)
+
+
 class NewRequest(BaseModel):
     project: str = Field(max_length=30, description="the project's slug")
     title: str = Field(max_length=200, description="what is exported")
@@ -87,8 +92,7 @@ def create_app(airlock: Airlock, sign_in: HubSignIn, prefix: str = "/services/ai
 
     @app.exception_handler(ex.AirlockError)
     async def airlock_error(request: Request, error: ex.AirlockError):
-        status = next((code for cls, code in STATUS_OF_ERROR.items() if isinstance(error, cls)), 400)
-        return JSONResponse({"detail": str(error)}, status_code=status)
+        return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, error: NotSignedIn):

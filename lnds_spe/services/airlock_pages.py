@@ -22,7 +22,7 @@ from lnds_spe.airlock import policies
 from lnds_spe.airlock.enums import FileKind, Vote
 from lnds_spe.airlock.exceptions import AirlockError
 from lnds_spe.airlock.service import Airlock, Caller
-from lnds_spe.services.airlock_api import STATUS_OF_ERROR, caller_of, list_outputs
+from lnds_spe.services.airlock_api import caller_of, list_outputs, status_of
 from lnds_spe.services.hub_auth import HubSignIn, HubUser, NotSignedIn
 
 TEMPLATES = Path(__file__).parent / "templates" / "airlock"
@@ -52,10 +52,6 @@ def security_headers(nonce: str) -> dict[str, str]:
                                        "base-uri 'none'",
             "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
-
-
-def status_of(error: AirlockError) -> int:
-    return next((code for cls, code in STATUS_OF_ERROR.items() if isinstance(error, cls)), 400)
 
 
 async def read_form(request: Request) -> dict[str, str]:
