@@ -1,4 +1,4 @@
-"""I13: a data holder's `spe data upload` to a real S3 server stays under 100 MiB, whole process."""
+"""I8: a data holder's `spe data upload` to a real S3 server stays under 100 MiB, whole process."""
 
 import os
 import subprocess

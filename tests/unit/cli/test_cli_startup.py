@@ -1,4 +1,4 @@
-"""I13: the `spe` command starts without the heavy libraries (checked as a separate process)."""
+"""CLI1: the `spe` command starts without the heavy libraries (checked as a separate process)."""
 
 import subprocess
 import sys

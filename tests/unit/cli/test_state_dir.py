@@ -1,4 +1,4 @@
-"""I12: every entry point of a set-up checkout sees one state dir, and `spe where` names it."""
+"""CLI2: every entry point of a set-up checkout sees one state dir, and `spe where` names it."""
 
 import pytest
 from typer.testing import CliRunner

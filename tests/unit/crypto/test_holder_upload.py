@@ -1,4 +1,4 @@
-"""L5 / I6: a data holder uploads with no registry rights; the SPE side checks, then registers."""
+"""L5, I6: a data holder uploads with no registry rights; the SPE side checks, then registers."""
 
 import json
 import os

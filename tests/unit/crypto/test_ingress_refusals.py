@@ -1,4 +1,4 @@
-"""Ingress refuses bombs and lies (docs/security.md I1, I2, I4): nothing is written, all audited."""
+"""Ingress refuses bombs and lies (docs/security.md D8: I1, I2, I4): nothing is written, all audited."""
 
 import hashlib
 import io
