@@ -31,6 +31,7 @@ Service = Annotated[str | None, typer.Option("--service", envvar="SPE_IPMS_SERVI
                                              help="token service URL; absent: in process, on its host")]
 Token = Annotated[str, typer.Option("--token", envvar=TOKEN_ENV, help="the project token")]
 Column = Annotated[str, typer.Option("--column", "-c", help="the CSV column to replace")]
+Project = Annotated[str | None, typer.Option("--project", help="refuse a token of any other project")]
 
 
 def _fail(exc: SPEError) -> typer.Exit:
@@ -93,7 +94,8 @@ def token(project: Annotated[str, typer.Option(help="project id, shared by every
 
 
 @pseudo_app.command("apply")
-def apply(source: Path, target: Path, column: Column, token: Token, service: Service = None,
+def apply(source: Path, target: Path, column: Column, token: Token, project: Project = None,
+          service: Service = None,
           blind: Annotated[bool, typer.Option(help="blind mode: the service sees no identifier")] = False,
           ) -> None:
     """Replace a CSV column of identifiers by pseudonyms (holder role), streaming any size."""
@@ -105,8 +107,8 @@ def apply(source: Path, target: Path, column: Column, token: Token, service: Ser
 
         def convert(values: list[str], start: int) -> list[str]:
             if blind:
-                return blind_pseudonyms(values, lambda b: backend.evaluate_blinded(token, b), start)
-            out, warning = backend.pseudonymise(token, values, start)
+                return blind_pseudonyms(values, lambda b: backend.evaluate_blinded(token, b, project), start)
+            out, warning = backend.pseudonymise(token, values, start, project)
             warnings.extend([warning] if warning else [])
             return out
 
@@ -119,11 +121,13 @@ def apply(source: Path, target: Path, column: Column, token: Token, service: Ser
 
 
 @pseudo_app.command("reverse")
-def reverse(source: Path, target: Path, column: Column, token: Token, service: Service = None) -> None:
+def reverse(source: Path, target: Path, column: Column, token: Token, project: Project = None,
+            service: Service = None) -> None:
     """Replace a CSV column of reversible pseudonyms by identifiers (reidentifier role, audited)."""
     try:
         backend = _backend(service)
-        rows = _stream(source, target, column, lambda values, start: backend.reidentify(token, values, start))
+        rows = _stream(source, target, column,
+                       lambda values, start: backend.reidentify(token, values, start, project))
     except SPEError as exc:
         raise _fail(exc) from None
     typer.echo(f"{rows} identifiers written to {target}")

@@ -22,9 +22,11 @@ _ERROR_OF_STATUS = {401: ex.RoleDenied, 403: ex.RoleDenied, 400: ex.InvalidToken
 
 class Backend(Protocol):
     def issue(self, config: ProjectConfig, holder: str) -> str: ...
-    def pseudonymise(self, token: str, values: list[str], start: int) -> tuple[list[str], str | None]: ...
-    def evaluate_blinded(self, token: str, blinded: list[bytes]) -> tuple[list[bytes], str]: ...
-    def reidentify(self, token: str, values: list[str], start: int) -> list[str]: ...
+    def pseudonymise(self, token: str, values: list[str], start: int,
+                     project: str | None) -> tuple[list[str], str | None]: ...
+    def evaluate_blinded(self, token: str, blinded: list[bytes],
+                         project: str | None) -> tuple[list[bytes], str]: ...
+    def reidentify(self, token: str, values: list[str], start: int, project: str | None) -> list[str]: ...
 
 
 class LocalBackend:
@@ -37,14 +39,16 @@ class LocalBackend:
     def issue(self, config: ProjectConfig, holder: str) -> str:
         return self.service.issue(self.caller, config, holder)
 
-    def pseudonymise(self, token: str, values: list[str], start: int) -> tuple[list[str], str | None]:
-        return self.service.pseudonymise(self.caller, token, values, start)
+    def pseudonymise(self, token: str, values: list[str], start: int,
+                     project: str | None) -> tuple[list[str], str | None]:
+        return self.service.pseudonymise(self.caller, token, values, start, project)
 
-    def evaluate_blinded(self, token: str, blinded: list[bytes]) -> tuple[list[bytes], str]:
-        return self.service.evaluate_blinded(self.caller, token, blinded)
+    def evaluate_blinded(self, token: str, blinded: list[bytes],
+                         project: str | None) -> tuple[list[bytes], str]:
+        return self.service.evaluate_blinded(self.caller, token, blinded, project)
 
-    def reidentify(self, token: str, values: list[str], start: int) -> list[str]:
-        return self.service.reidentify(self.caller, token, values, start)
+    def reidentify(self, token: str, values: list[str], start: int, project: str | None) -> list[str]:
+        return self.service.reidentify(self.caller, token, values, start, project)
 
 
 class HttpBackend:
@@ -78,13 +82,18 @@ class HttpBackend:
                 "format": config.format, "holder": holder}
         return self._post("tokens", body)["token"]
 
-    def pseudonymise(self, token: str, values: list[str], start: int) -> tuple[list[str], str | None]:
-        answer = self._post("pseudonymise", {"token": token, "values": values, "start": start})
+    def pseudonymise(self, token: str, values: list[str], start: int,
+                     project: str | None) -> tuple[list[str], str | None]:
+        answer = self._post("pseudonymise", {"token": token, "values": values, "start": start,
+                                             "project": project})
         return answer["pseudonyms"], answer.get("warning")
 
-    def evaluate_blinded(self, token: str, blinded: list[bytes]) -> tuple[list[bytes], str]:
-        answer = self._post("oprf/evaluate", {"token": token, "blinded": [b.hex() for b in blinded]})
+    def evaluate_blinded(self, token: str, blinded: list[bytes],
+                         project: str | None) -> tuple[list[bytes], str]:
+        answer = self._post("oprf/evaluate", {"token": token, "blinded": [b.hex() for b in blinded],
+                                              "project": project})
         return [bytes.fromhex(e) for e in answer["evaluated"]], answer["format"]
 
-    def reidentify(self, token: str, values: list[str], start: int) -> list[str]:
-        return self._post("reidentify", {"token": token, "values": values, "start": start})["identifiers"]
+    def reidentify(self, token: str, values: list[str], start: int, project: str | None) -> list[str]:
+        body = {"token": token, "values": values, "start": start, "project": project}
+        return self._post("reidentify", body)["identifiers"]

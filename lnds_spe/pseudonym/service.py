@@ -157,29 +157,30 @@ class PseudonymService:
     def open(self, text: str, project: str | None = None) -> Token:
         return open_token(self._master, text, project)
 
-    def pseudonymise(self, caller: Caller, token: str, identifiers: Sequence[str],
-                     start: int = 1) -> tuple[list[str], str | None]:
+    def pseudonymise(self, caller: Caller, token: str, identifiers: Sequence[str], start: int = 1,
+                     project: str | None = None) -> tuple[list[str], str | None]:
         """Pseudonyms of a batch and, for the first batch, a warning if the identifier space is small."""
         check_can(caller, Role.HOLDER, "pseudonymise")
-        opened = self.open(token)
+        opened = self.open(token, project)
         values = _batch(identifiers, "identifiers")
         out = Pseudonymiser(opened.config, self._master).apply(values, start)
         return out, small_space_warning(v.strip() for v in values[:1000]) if start == 1 else None
 
-    def evaluate_blinded(self, caller: Caller, token: str,
-                         blinded: Sequence[bytes]) -> tuple[list[bytes], str]:
+    def evaluate_blinded(self, caller: Caller, token: str, blinded: Sequence[bytes],
+                         project: str | None = None) -> tuple[list[bytes], str]:
         """Blind mode: the OPRF evaluations and the output format; the service sees no identifier."""
         check_can(caller, Role.HOLDER, "pseudonymise")
-        config = self.open(token).config
+        config = self.open(token, project).config
         if (config.method, config.treatment) != (Method.NON_REVERSIBLE, Treatment.ALWAYS_SAME):
             raise InvalidToken("blind mode gives non-reversible, always-the-same pseudonyms: use a token "
                                "with that method and treatment")
         secret, _ = oprf.project_key_pair(self._master, config.project)
         return [oprf.blind_evaluate(secret, b) for b in _batch(blinded, "blinded elements")], config.format
 
-    def reidentify(self, caller: Caller, token: str, pseudonyms: Sequence[str], start: int = 1) -> list[str]:
+    def reidentify(self, caller: Caller, token: str, pseudonyms: Sequence[str], start: int = 1,
+                   project: str | None = None) -> list[str]:
         """Identifiers back from reversible pseudonyms, for re-identifiers only; audited either way."""
-        opened = self.open(token)
+        opened = self.open(token, project)
         event = {"actor": caller.name, "action": AuditAction.REIDENTIFY.value,
                  "project": opened.config.project, "token_id": opened.token_id, "count": len(pseudonyms)}
         try:

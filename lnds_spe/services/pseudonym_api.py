@@ -5,8 +5,6 @@ each secret to a name and roles (issuer, holder, reidentifier). Bodies carry ide
 pseudonyms; nothing of them is logged or stored. Routes are thin over PseudonymService.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 
@@ -37,11 +35,13 @@ class Batch(BaseModel):
     token: str = Field(max_length=2000)
     values: list[str] = Field(max_length=MAX_BATCH, description="identifiers, or pseudonyms to reverse")
     start: int = Field(1, ge=1, description="row number of the first value, for error messages")
+    project: str | None = Field(None, max_length=64, description="refuse a token of any other project")
 
 
 class Blinded(BaseModel):
     token: str = Field(max_length=2000)
     blinded: list[str] = Field(max_length=MAX_BATCH, description="hex ristretto255 elements")
+    project: str | None = Field(None, max_length=64, description="refuse a token of any other project")
 
 
 def create_app(service: PseudonymService, callers_file: Path) -> FastAPI:
@@ -78,7 +78,7 @@ def create_app(service: PseudonymService, callers_file: Path) -> FastAPI:
     @app.post("/api/pseudonymise")
     def pseudonymise(body: Batch, who: Who) -> dict:
         """Pseudonyms of a batch of identifiers (holder role), in order."""
-        out, warning = service.pseudonymise(who, body.token, body.values, body.start)
+        out, warning = service.pseudonymise(who, body.token, body.values, body.start, body.project)
         return {"pseudonyms": out, "warning": warning}
 
     @app.post("/api/oprf/evaluate")
@@ -88,12 +88,12 @@ def create_app(service: PseudonymService, callers_file: Path) -> FastAPI:
             blinded = [bytes.fromhex(b) for b in body.blinded]
         except ValueError:
             raise ex.ProofError("blinded elements must be hex strings") from None
-        evaluated, fmt = service.evaluate_blinded(who, body.token, blinded)
+        evaluated, fmt = service.evaluate_blinded(who, body.token, blinded, body.project)
         return {"evaluated": [e.hex() for e in evaluated], "format": fmt}
 
     @app.post("/api/reidentify")
     def reidentify(body: Batch, who: Who) -> dict:
         """Identifiers back from reversible pseudonyms (reidentifier role, audited)."""
-        return {"identifiers": service.reidentify(who, body.token, body.values, body.start)}
+        return {"identifiers": service.reidentify(who, body.token, body.values, body.start, body.project)}
 
     return app
