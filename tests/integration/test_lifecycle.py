@@ -15,7 +15,14 @@ from lnds_spe.projects import open_registry
 
 
 @pytest.fixture
-def registry(database_url):
+def state(tmp_path, monkeypatch):
+    """The state dir this process and every `spe` it runs share (the audit key lives there)."""
+    monkeypatch.setenv("SPE_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def registry(database_url, state):
     reg = open_registry(database_url)
     reg.create_project("p1", "One", date(2020, 1, 1), date(2099, 1, 1), actor="admin")
     return reg
@@ -28,10 +35,10 @@ def spe(database_url: str, state, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_closed_project_cannot_be_resumed_or_suspended(registry, database_url, tmp_path):
-    assert spe(database_url, tmp_path, "project", "close", "p1").returncode == 0
+def test_a_closed_project_cannot_be_resumed_or_suspended(registry, database_url, state):
+    assert spe(database_url, state, "project", "close", "p1").returncode == 0
     for command in ("resume", "suspend", "close"):
-        result = spe(database_url, tmp_path, "project", command, "p1")
+        result = spe(database_url, state, "project", command, "p1")
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: project p1: "), result.stderr
@@ -58,8 +65,7 @@ def make_outputs(state):
     return outputs
 
 
-def test_close_archives_the_outputs_out_of_reach(registry, tmp_path):
-    state = tmp_path / "state"
+def test_close_archives_the_outputs_out_of_reach(registry, state):
     outputs = make_outputs(state)
     archive = lifecycle.close_project(registry, "p1", actor="admin", state_dir=state,
                                       outputs_policy="archive")
@@ -76,8 +82,7 @@ def test_close_archives_the_outputs_out_of_reach(registry, tmp_path):
     assert registry.get_project("p1").status == "closed"
 
 
-def test_close_deletes_the_outputs_when_so_configured(registry, tmp_path, database_url):
-    state = tmp_path / "state"
+def test_close_deletes_the_outputs_when_so_configured(registry, state, database_url):
     outputs = make_outputs(state)
     result = spe(database_url, state, "project", "close", "p1", "--outputs", "delete")
     assert result.returncode == 0, result.stderr
