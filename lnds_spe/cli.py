@@ -12,7 +12,7 @@ from rich.table import Table
 
 from lnds_spe.cli_data import actor as _actor
 from lnds_spe.cli_data import data_app, keys_app
-from lnds_spe.cli_pseudo import pseudo_app
+from lnds_spe.cli_pseudo import link_app, pseudo_app
 from lnds_spe.config import DEFAULT_IMAGE, database_url, redacted_url, state_dir
 from lnds_spe.errors import SPEError
 
@@ -310,3 +310,4 @@ def demo_init() -> None:
 app.add_typer(keys_app, name="keys")
 app.add_typer(data_app, name="data")
 app.add_typer(pseudo_app, name="pseudo")
+app.add_typer(link_app, name="link")

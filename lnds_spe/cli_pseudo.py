@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the service (cryptography, libsodium, FF1) is imported by t
 BEARER_ENV = "SPE_IPMS_BEARER"
 TOKEN_ENV = "SPE_IPMS_TOKEN"
 
+link_app = typer.Typer(help="Linkage by proximity: CLK encodings (holders), matching (the SPE).",
+                       no_args_is_help=True)
 pseudo_app = typer.Typer(help="Pseudonymisation (IPMS): project tokens, pseudonyms, re-identification.",
                          no_args_is_help=True)
 
@@ -131,3 +133,72 @@ def reverse(source: Path, target: Path, column: Column, token: Token, project: P
     except SPEError as exc:
         raise _fail(exc) from None
     typer.echo(f"{rows} identifiers written to {target}")
+
+
+@link_app.command("encode")
+def link_encode(source: Path, target: Path, token: Token,
+                schema: Annotated[Path, typer.Option(help="clkhash v3 linkage schema (JSON)")],
+                id_column: Annotated[str, typer.Option("--id-column", help="the holder's record id")],
+                hardening: Annotated[str, typer.Option(help="none, xor-fold or balance")] = "none",
+                project: Project = None, service: Service = None) -> None:
+    """Encode a CSV's records as CLKs (holder role); writes `id,clk` (base64) rows."""
+    import csv
+    import json
+
+    from lnds_spe.pseudonym.clk import Encoder, Hardening, parse_schema, to_text
+    from lnds_spe.pseudonym.errors import EmptyInput, LinkageSchemaError
+
+    try:
+        try:
+            parsed = parse_schema(json.loads(schema.read_text()))
+            harden = Hardening(hardening)
+        except (OSError, ValueError) as exc:
+            raise LinkageSchemaError(f"{schema}: {exc}") from None
+        with source.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh, skipinitialspace=True))
+        missing = [f for f in (*parsed.fields, id_column) if f is not None and rows and f not in rows[0]]
+        if not rows or missing:
+            raise EmptyInput(f"{source}: no records, or no column(s) {missing} the schema names")
+        secret = _backend(service).linkage_secret(token, project)
+        filters = Encoder(parsed, secret, harden).encode([[r.get(f or "", "") or "" for f in parsed.fields]
+                                                           for r in rows])
+        _write_rows(target, ["id", "clk"], zip([r[id_column] for r in rows], to_text(filters), strict=True))
+    except SPEError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{len(rows)} encodings written to {target}")
+
+
+@link_app.command("match")
+def link_match(encodings_a: Path, encodings_b: Path, keys_a: Path, keys_b: Path,
+               threshold: Annotated[float, typer.Option(help="Dice threshold")] = 0.8) -> None:
+    """Match two holders' CLKs 1:1 at Dice >= threshold; each gets `id,linkage_key` for its own ids."""
+    import csv
+
+    from lnds_spe.pseudonym.clk import from_text
+    from lnds_spe.pseudonym.match import linkage_keys, match
+
+    try:
+        sides = []
+        for path in (encodings_a, encodings_b):
+            with path.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            sides.append(([r["id"] for r in rows], from_text([r["clk"] for r in rows])))
+        (ids_a, fa), (ids_b, fb) = sides
+        side_a, side_b = linkage_keys(match(fa, fb, threshold), ids_a, ids_b)
+        _write_rows(keys_a, ["id", "linkage_key"], side_a)
+        _write_rows(keys_b, ["id", "linkage_key"], side_b)
+    except (SPEError, KeyError, OSError) as exc:
+        raise _fail(SPEError(f"cannot match: {exc}")) from None
+    typer.echo(f"{len(side_a)} linked pairs; keys written to {keys_a} and {keys_b}")
+
+
+def _write_rows(path: Path, header: list[str], rows) -> None:
+    """A CSV written under a temporary name, then renamed."""
+    import csv
+
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)

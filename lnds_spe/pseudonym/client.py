@@ -27,6 +27,7 @@ class Backend(Protocol):
     def evaluate_blinded(self, token: str, blinded: list[bytes],
                          project: str | None) -> tuple[list[bytes], str]: ...
     def reidentify(self, token: str, values: list[str], start: int, project: str | None) -> list[str]: ...
+    def linkage_secret(self, token: str, project: str | None) -> bytes: ...
 
 
 class LocalBackend:
@@ -49,6 +50,9 @@ class LocalBackend:
 
     def reidentify(self, token: str, values: list[str], start: int, project: str | None) -> list[str]:
         return self.service.reidentify(self.caller, token, values, start, project)
+
+    def linkage_secret(self, token: str, project: str | None) -> bytes:
+        return self.service.linkage_secret(self.caller, token, project)
 
 
 class HttpBackend:
@@ -97,3 +101,7 @@ class HttpBackend:
     def reidentify(self, token: str, values: list[str], start: int, project: str | None) -> list[str]:
         body = {"token": token, "values": values, "start": start, "project": project}
         return self._post("reidentify", body)["identifiers"]
+
+    def linkage_secret(self, token: str, project: str | None) -> bytes:
+        body = {"token": token, "blinded": [], "project": project}
+        return bytes.fromhex(self._post("linkage/secret", body)["secret"])

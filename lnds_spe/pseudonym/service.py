@@ -177,6 +177,11 @@ class PseudonymService:
         secret, _ = oprf.project_key_pair(self._master, config.project)
         return [oprf.blind_evaluate(secret, b) for b in _batch(blinded, "blinded elements")], config.format
 
+    def linkage_secret(self, caller: Caller, token: str, project: str | None = None) -> bytes:
+        """The project's CLK secret, for holders only: the matching party never gets it."""
+        check_can(caller, Role.HOLDER, "encode records for linkage")
+        return derive_key(self._master, "clk", self.open(token, project).config.project)
+
     def reidentify(self, caller: Caller, token: str, pseudonyms: Sequence[str], start: int = 1,
                    project: str | None = None) -> list[str]:
         """Identifiers back from reversible pseudonyms, for re-identifiers only; audited either way."""

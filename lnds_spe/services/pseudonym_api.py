@@ -91,6 +91,11 @@ def create_app(service: PseudonymService, callers_file: Path) -> FastAPI:
         evaluated, fmt = service.evaluate_blinded(who, body.token, blinded, body.project)
         return {"evaluated": [e.hex() for e in evaluated], "format": fmt}
 
+    @app.post("/api/linkage/secret")
+    def linkage_secret(body: Blinded, who: Who) -> dict:
+        """The project's secret for CLK encodings (holder role; `blinded` is ignored)."""
+        return {"secret": service.linkage_secret(who, body.token, body.project).hex()}
+
     @app.post("/api/reidentify")
     def reidentify(body: Batch, who: Who) -> dict:
         """Identifiers back from reversible pseudonyms (reidentifier role, audited)."""
