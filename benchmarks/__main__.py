@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-WORKLOAD_IDS = ("a", "b", "c", "d", "e", "f", "g")
+WORKLOAD_IDS = ("a", "b", "c", "d", "e", "f", "g", "h")
 EXIT_DISAGREEMENT = 1
 EXIT_ERROR = 2
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = {"A", "B", "C", "D", "E", "F"}
+WORKLOADS = {"A", "B", "C", "D", "E", "F", "H"}
 
 
 @pytest.mark.timeout(1500)
 def test_ci_benchmarks_run_and_peers_agree(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--scale", "ci", "--only", "a,b,c,d,e,f",
+        [sys.executable, "-m", "benchmarks", "--scale", "ci", "--only", "a,b,c,d,e,f,h",
          "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, f"benchmarks failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

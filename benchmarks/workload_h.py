@@ -1,0 +1,59 @@
+"""Workload H: pseudonyms per second per core: HMAC and FF1 (IPMS), against named peers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from benchmarks import harness
+
+ID = "H"
+TITLE = "IPMS pseudonyms, one thread: HMAC-SHA256 into 13 alphanumerics; FF1 on 13-digit numbers"
+SCALES = {"ci": (20_000, 2_000), "full": (1_000_000, 100_000)}
+
+
+def run(scale: str, threads: int) -> dict:
+    """Time our HMAC and FF1 pseudonyms against a plain stdlib HMAC loop and libffx's FF1."""
+    from ffx import FF1
+
+    from lnds_spe.pseudonym.formats import OutputFormat, digest_pseudonym
+    from lnds_spe.pseudonym.keystore import derive_key
+    from lnds_spe.pseudonym.methods import Pseudonymiser
+    from lnds_spe.pseudonym.tokens import ProjectConfig
+
+    n_hmac, n_ff1 = SCALES[scale]
+    master = os.urandom(32)
+    ids = [f"{1950_01_01_00000 + 7919 * i:013d}" for i in range(n_hmac)]
+    hmac_p = Pseudonymiser(ProjectConfig("bench", "non-reversible", "always-same", "alphanumeric"), master)
+    key = derive_key(master, "hmac", "bench")
+
+    def stdlib_hmac():
+        fmt = OutputFormat.ALPHANUMERIC
+        return [digest_pseudonym(hmac.new(key, i.encode(), hashlib.sha256).digest(), fmt) for i in ids]
+
+    harness.check_equal("HMAC pseudonyms", hmac_p.apply(ids), stdlib_hmac())
+    ff1_p = Pseudonymiser(ProjectConfig("bench", "reversible", "always-same", "numeric"), master)
+    peer_ff1 = FF1(derive_key(master, "ff1", "bench"), radix=10)
+    few = ids[:n_ff1]
+    harness.check_equal("FF1 pseudonyms", ff1_p.apply(few),
+                        [peer_ff1.encrypt(i, tweak=b"bench") for i in few])
+    rows, rates = [], {}
+    plan = [("HMAC", n_hmac, [("lnds_spe Pseudonymiser (hmac)", lambda: hmac_p.apply(ids)),
+                              ("stdlib hmac.new loop", stdlib_hmac)]),
+            ("FF1", n_ff1, [("lnds_spe Pseudonymiser (fastfpe FF1)", lambda: ff1_p.apply(few)),
+                            ("libffx FF1", lambda: [peer_ff1.encrypt(i, tweak=b"bench") for i in few])])]
+    for case, n, cases in plan:
+        for impl, fn in cases:
+            cold, warm = harness.time_cold_warm(fn, 3)
+            rates[(case, impl)] = n / warm
+            rows.append(harness.row(f"{case}, {n:,} identifiers", impl, cold, warm,
+                                    per_second=round(n / warm)))
+    ours_hmac = rates[("HMAC", "lnds_spe Pseudonymiser (hmac)")]
+    ours_ff1 = rates[("FF1", "lnds_spe Pseudonymiser (fastfpe FF1)")]
+    goals = [harness.goal("HMAC pseudonyms per second per core / 1e6 (goal >= 1)", ours_hmac / 1e6, 1.0),
+             harness.goal("FF1 pseudonyms per second per core / 1e5 (goal >= 1)", ours_ff1 / 1e5, 1.0),
+             harness.goal("FF1: ours vs libffx (info, >= 1×)", ours_ff1 / rates[("FF1", "libffx FF1")], 1.0),
+             harness.goal("HMAC: ours vs stdlib loop (info, >= 0.9×)",
+                          ours_hmac / rates[("HMAC", "stdlib hmac.new loop")], 0.9)]
+    return {"workload": ID, "title": TITLE, "scale": scale, "rows": rows, "goals": goals}
