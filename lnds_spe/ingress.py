@@ -234,8 +234,9 @@ def _sealed_manifest(encrypted: Encrypted, project: str, dataset: str, uploader:
 
 
 def _register(registry: Registry, project: str, dataset: str, store: LocalStore | S3Store,
-              key: str, manifest: dict, *, actor: str, action: str) -> DatasetInfo:
-    """Register an uploaded object (its own object deleted if that fails) and audit `action`."""
+              key: str, manifest: dict, *, actor: str, action: str,
+              delete_on_failure: bool) -> DatasetInfo:
+    """Register an uploaded object and audit `action`; optionally delete it if that fails."""
     encrypted_size = manifest["header_size"] + manifest["payload_size"]
     try:
         info = registry.add_dataset(project, dataset, store.location(key), actor=actor,
@@ -244,7 +245,8 @@ def _register(registry: Registry, project: str, dataset: str, store: LocalStore 
                                     plaintext_sha256=manifest["plaintext_sha256"],
                                     manifest=manifest)
     except BaseException:
-        store.delete(key)  # this upload's own key: a concurrent upload's object is untouched
+        if delete_on_failure:
+            store.delete(key)  # this upload's own key: a concurrent upload's object is untouched
         raise
     registry.audit.append(actor, action, project=project, target=dataset, details={
         "location": info.location, "encrypted_size": encrypted_size,
@@ -270,7 +272,7 @@ def upload_dataset(registry: Registry, source: Path, project: str, dataset: str,
                                  writer_secret_key=writer_secret_key, progress=progress)
     manifest = _sealed_manifest(encrypted, project, dataset, actor)
     return _register(registry, project, dataset, store, key, manifest, actor=actor,
-                     action="dataset.upload")
+                     action="dataset.upload", delete_on_failure=True)
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,10 @@ def register_upload(registry: Registry, manifest_location: str, project: str, da
     check_dataset_name(dataset)
     what = f"upload {manifest_location}"
     try:
+        if any(d.name == dataset for d in registry.datasets(project)):
+            raise SPEError(f"project {project} already has a dataset {dataset!r}: this upload "
+                           "was made for that name; remove the registered one first, or ask the "
+                           "holder to upload under another name")
         store, key = open_location(manifest_location)
         if not key.endswith(MANIFEST_SUFFIX):
             raise SPEError(f"{manifest_location} is not a manifest: give the .manifest.json "
@@ -361,8 +367,9 @@ def register_upload(registry: Registry, manifest_location: str, project: str, da
                               outcome="denied", details={"reason": str(exc),
                                                          "manifest": manifest_location})
         raise
+    # the holder's upload stays in the store if this fails (e.g. a concurrent registration)
     return _register(registry, project, dataset, store, object_key, manifest, actor=actor,
-                     action="dataset.register")
+                     action="dataset.register", delete_on_failure=False)
 
 
 # Fetch and decrypt

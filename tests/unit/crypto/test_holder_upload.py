@@ -72,6 +72,19 @@ def upload(tmp_path, store, recipients, holder_key) -> ingress.SignedUpload:
                                  signing_key=holder_key)
 
 
+def test_a_second_registration_of_a_name_is_refused_and_keeps_the_upload(registry, upload,
+                                                                         secret_key):
+    ingress.register_upload(registry, upload.manifest_location, "p1", "f", secret_key,
+                            actor="steward")
+    with pytest.raises(SPEError, match="already has a dataset 'f'"):
+        ingress.register_upload(registry, upload.manifest_location, "p1", "f", secret_key,
+                                actor="steward")
+    event = registry.audit.query(project="p1")[-1]
+    assert (event.action, event.outcome) == ("dataset.register", "denied")
+    assert Path(upload.location.removeprefix("file://")).exists()
+    assert manifest_path(upload).exists()
+
+
 def test_an_edited_manifest_fails_its_signature(registry, upload, secret_key):
     rewrite(upload, {**upload.manifest, "plaintext_sha256": "0" * 64})
     refused(registry, upload, secret_key, "signature does not match its content")
