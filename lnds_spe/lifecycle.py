@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from lnds_spe.config import setting
 from lnds_spe.errors import SPEError
+from lnds_spe.hub.datasets import outputs_path
 from lnds_spe.ingress import remove_tree
 
 if TYPE_CHECKING:
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
 
 CLOSE_POLICIES = ("archive", "delete")
 CLOSE_SETTING = "SPE_CLOSE_OUTPUTS"
-
-
-def outputs_path(state_dir: Path, project: str) -> Path:
-    """A project's shared outputs folder on the hub host."""
-    return state_dir / "outputs" / project
 
 
 def close_policy(chosen: str | None = None) -> str:

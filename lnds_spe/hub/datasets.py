@@ -60,9 +60,14 @@ def make_readable(root: Path) -> None:
             os.chmod(os.path.join(folder, name), 0o444)
 
 
+def outputs_path(state_dir: Path, project: str) -> Path:
+    """A project's shared outputs folder on the hub host."""
+    return state_dir / "outputs" / project
+
+
 def ensure_outputs_dir(state_dir: Path, project: str) -> Path:
     """The project's shared outputs folder on the host, writable by the workspace user."""
-    path = state_dir / "outputs" / project
+    path = outputs_path(state_dir, project)
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         os.chown(path, WORKSPACE_UID, WORKSPACE_GID)
