@@ -29,8 +29,11 @@ if ! command -v npm >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm >&2
 fi
 if ! command -v configurable-http-proxy >/dev/null 2>&1; then
-    say "installing configurable-http-proxy 5 with npm"
-    $SUDO npm install -g --no-fund --no-audit "configurable-http-proxy@^5" >&2
+    # 5.2 and later need Node 20; Debian 12's own Node is 18, for which 5.1 is the last.
+    chp="configurable-http-proxy@^5"
+    if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then chp="configurable-http-proxy@~5.1"; fi
+    say "installing $chp with npm"
+    $SUDO npm install -g --no-fund --no-audit "$chp" >&2
 fi
 
 engine_answers() {
