@@ -2,11 +2,12 @@
 each holder gets only its own ids with shared linkage keys (no scores, no other side's ids)."""
 
 import csv
-import gzip
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.febrl import febrl4_text
 
 DATA = Path(__file__).resolve().parents[1] / "unit" / "pseudonym" / "data"
 
@@ -26,8 +27,7 @@ def test_link_encode_match_gives_each_holder_its_own_ids(tmp_path):
     holder = spe("pseudo", "caller", "h", "--role", "holder")
     token = spe("pseudo", "token", "--project", "cross-border", "--holder", "h", bearer=issuer)
     for side in "ab":
-        with gzip.open(DATA / f"febrl4{side}.csv.gz", "rt") as fh:
-            (tmp_path / f"{side}.csv").write_text(fh.read().replace(", ", ","))
+        (tmp_path / f"{side}.csv").write_text(febrl4_text(side).replace(", ", ","))
         spe("link", "encode", tmp_path / f"{side}.csv", tmp_path / f"e{side}.csv", "--token", token,
             "--schema", DATA / "febrl_schema.json", "--id-column", "rec_id", bearer=holder)
     spe("link", "match", tmp_path / "ea.csv", tmp_path / "eb.csv", tmp_path / "ka.csv", tmp_path / "kb.csv")

