@@ -17,9 +17,9 @@ if str(ROOT) not in sys.path:
 from lnds_spe.airlock.policies import SCOPE_ADMIN, SCOPE_REQUEST, SCOPE_REVIEW  # noqa: E402
 from lnds_spe.config import database_url, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
-from lnds_spe.demo import DEMO_PASSPHRASE_FILE, DEMO_USERS, ensure_demo_accounts  # noqa: E402
+from lnds_spe.demo import DEMO_USERS, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
-from lnds_spe.ingress import PASSPHRASE_ENV, make_encrypted_preparer  # noqa: E402
+from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import REVIEW_SERVER, review_spawn_decision, startable_projects  # noqa: E402
 
 
@@ -119,12 +119,10 @@ c.SPEPolicyMixin.hub_port_for_workspaces = c.JupyterHub.hub_port
 # against their manifest, and mounted read-only; before any key exists only plain data is served.
 KEY_DIR = STATE / "keys"
 if (KEY_DIR / PRIVATE_KEY_NAME).exists():
-    demo_passphrase = KEY_DIR / DEMO_PASSPHRASE_FILE
-    use_demo_passphrase = not os.environ.get(PASSPHRASE_ENV) and demo_passphrase.exists()
+    demo_mode = c.JupyterHub.authenticator_class == "shared-password"
     c.SPEPolicyMixin.prepare_datasets = make_encrypted_preparer(
         registry_at(REGISTRY_URL), private_key_path=KEY_DIR / PRIVATE_KEY_NAME,
-        passphrase=demo_passphrase.read_text if use_demo_passphrase else None,
-        plain_state_dir=STATE)
+        passphrase=hub_passphrase(KEY_DIR, demo_mode=demo_mode), plain_state_dir=STATE)
 c.SPEDockerSpawner.prefix = env("SPE_CONTAINER_PREFIX", "spe")
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = int(env("SPE_START_TIMEOUT", "180"))
