@@ -30,9 +30,11 @@ import websocket
 
 from benchmarks import hubs
 from benchmarks.hubs import HubError, HubProcess, free_port
-from lnds_spe.crypto import generate_keypair
+from lnds_spe.crypto import PUBLIC_KEY_NAME, generate_keypair, load_public_key
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name, review_network_name
+from lnds_spe.ingress import Recipients, upload_dataset
+from lnds_spe.storage import LocalStore
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
@@ -156,10 +158,12 @@ CPU_LIMIT = 1.0
 
 
 def _seed_registry(url: str, state_dir: Path) -> None:
-    """Create the session's projects, members and plain datasets."""
+    """Create the session's projects and members, and upload their datasets encrypted for the
+    SPE's key (the hub decrypts and verifies them at each spawn)."""
     from lnds_spe.projects import open_registry
 
     registry = open_registry(url)
+    recipients = Recipients(load_public_key(state_dir / "keys" / PUBLIC_KEY_NAME))
     today = date.today()
     for slug, (researchers, datasets, days_left) in PROJECTS.items():
         start = today - timedelta(days=10)
@@ -173,7 +177,8 @@ def _seed_registry(url: str, state_dir: Path) -> None:
             folder.mkdir(parents=True)
             for file_name, text in files.items():
                 (folder / file_name).write_text(text)
-            registry.add_dataset(slug, name, f"file://{folder}", actor="test-setup")
+            upload_dataset(registry, folder, slug, name, store=LocalStore(state_dir / "store"),
+                           recipients=recipients, actor="test-setup")
     for slug, checkers in CHECKERS.items():
         for user in checkers:
             registry.add_member(slug, user, "output_checker", actor="test-setup")
@@ -201,6 +206,8 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     _check_prerequisites()
     state_dir = tmp_path_factory.mktemp("spe-state")
     registry_url = f"sqlite:///{state_dir / 'spe.sqlite'}"
+    # Hub-side secrets the workspaces must never see (D3): the SPE's key pair and store keys.
+    generate_keypair(state_dir / "keys", SECRETS["SPE_KEY_PASSPHRASE"])
     _seed_registry(registry_url, state_dir)
     prefix = f"spet{uuid.uuid4().hex[:6]}"
     port, api_port, proxy_port = free_port(), free_port(), free_port()
@@ -208,8 +215,6 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     hub_dir.mkdir()
     (state_dir / "demo-accounts.json").write_text(
         json.dumps({"user_password": PASSWORD, "admin_password": ADMIN_PASSWORD}))
-    # Hub-side secrets the workspaces must never see (D3): the SPE's key pair and store keys.
-    generate_keypair(state_dir / "keys", SECRETS["SPE_KEY_PASSPHRASE"])
     env = {
         **os.environ,
         "DOCKER_HOST": f"unix://{engine_socket()}",
