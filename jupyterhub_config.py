@@ -152,9 +152,9 @@ AIRLOCK_URL = f"http://127.0.0.1:{AIRLOCK_PORT}"
 c.SPEPolicyMixin.airlock_port_for_workspaces = AIRLOCK_PORT
 c.JupyterHub.services = [
     {"name": "airlock", "url": AIRLOCK_URL, "display": True, "oauth_no_confirm": True,
-     "command": [sys.executable, "-m", "uvicorn", "--factory", "lnds_spe.services.airlock:build_app",
-                 "--host", AIRLOCK_BIND_IP, "--port", str(AIRLOCK_PORT), "--log-level", "info"],
-     "environment": SERVICE_ENV, "oauth_client_allowed_scopes": AIRLOCK_SCOPES},
+     "command": [sys.executable, "-m", "lnds_spe.services.airlock"],
+     "environment": {**SERVICE_ENV, "SPE_AIRLOCK_BIND_IP": AIRLOCK_BIND_IP},
+     "oauth_client_allowed_scopes": AIRLOCK_SCOPES},
     {"name": "spe-lifecycle", "command": [sys.executable, "-m", "lnds_spe.hub.enforcer"],
      "environment": SERVICE_ENV},
     {"name": "idle-culler", "command": [

@@ -34,7 +34,10 @@ def build_app():
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8010"))
-    uvicorn.run(build_app(), host=url.hostname or "127.0.0.1", port=url.port or 8010,
+    # SPE_AIRLOCK_BIND_IP (e.g. 0.0.0.0): listen where workspaces reach it, not only on the
+    # service URL's host (the hub's firewall rules guard the port, as for the hub API).
+    host = os.environ.get("SPE_AIRLOCK_BIND_IP") or url.hostname or "127.0.0.1"
+    uvicorn.run(build_app(), host=host, port=url.port or 8010,
                 log_level="info", access_log=True)
 
 
