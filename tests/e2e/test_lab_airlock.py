@@ -102,13 +102,25 @@ def idle(page) -> None:
     page.wait_for_selector(".lnds-airlock-panel:not(.lnds-airlock-busy)")
 
 
-def open_request(page, request_id: str, round_: int) -> None:
-    """In the review panel: refresh the queue and open one request in its given review round."""
+def open_request(page, request_id: str, round_: int, keyboard: bool = False) -> None:
+    """In the review panel: refresh the queue and open one request in its given review round
+    (with the keyboard: focus its Open button and press Enter)."""
     page.click("#lnds-review-refresh")
     idle(page)
-    page.locator(f"#lnds-review-queue tr[data-request='{request_id}'] button").click()
+    opener = page.locator(f"#lnds-review-queue tr[data-request='{request_id}'] button")
+    if keyboard:
+        opener.focus()
+        page.keyboard.press("Enter")
+    else:
+        opener.click()
     page.wait_for_selector(f"#lnds-review-detail[data-request='{request_id}'][data-round='{round_}']")
     idle(page)
+
+
+def panel_background(page) -> tuple[int, ...]:
+    """The review panel's background colour as (r, g, b)."""
+    text = page.locator(".lnds-airlock-panel").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    return tuple(int(v) for v in text[text.index("(") + 1:text.index(")")].split(",")[:3])
 
 
 def review(page, steps: Steps, who: str, vote: str, comment: str | None) -> None:
@@ -216,14 +228,27 @@ def journey(browser, demo_hub, steps: Steps) -> None:
 
     # Round two: both approve; dave approves the request and releases it.
     open_request(carol, request_id, 2)
+    verdict = carol.locator("section.lnds-review-file[data-file='table.csv'] .lnds-airlock-findings")
+    assert verdict.get_attribute("data-verdict") == "pass", verdict.inner_text()
     review(carol, steps, "carol", "approve", None)
-    open_request(dave, request_id, 2)
+    open_request(dave, request_id, 2, keyboard=True)
     review(dave, steps, "dave", "approve", None)
     dave.click("#lnds-review-action-approve")
     dave.wait_for_selector("#lnds-review-status[data-status='approved']")
     dave.click("#lnds-review-action-release")
     dave.wait_for_selector("#lnds-review-status[data-status='released']", timeout=120_000)
     steps.shot(dave, "dave-releases")
+
+    # The panel follows JupyterLab's theme: dark after switching through the command palette.
+    light = panel_background(carol)
+    carol.keyboard.press("Control+Shift+C")
+    carol.keyboard.type("JupyterLab Dark")
+    carol.keyboard.press("Enter")
+    carol.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=60_000)
+    carol.wait_for_timeout(500)  # the theme's style sheet applies
+    dark = panel_background(carol)
+    assert sum(light) > 600 and sum(dark) < 200, (light, dark)
+    steps.shot(carol, "carol-dark-theme")
 
     # alice: the panel says released; the bundle is downloaded from the hub, not the workspace.
     alice.click("#lnds-airlock-refresh")

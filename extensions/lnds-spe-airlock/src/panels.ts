@@ -113,9 +113,12 @@ function requestsTable(
 }
 
 function findingsList(file: IRequestFile): HTMLElement {
+  if (!file.checks?.status) {
+    return h('p', { class: 'lnds-airlock-dim lnds-airlock-findings' }, 'Automatic checks run when the request is submitted.');
+  }
   const lines = findingLines(file.checks);
   if (!lines.length) {
-    return h('p', { class: 'lnds-airlock-dim lnds-airlock-findings' }, 'Automatic checks run when the request is submitted.');
+    lines.push('no findings');
   }
   return h(
     'div',
