@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
 
+import numpy as np
+
 from lnds_spe.pseudonym.errors import DomainTooSmall, MalformedIdentifier
 
 PEOPLE = 10_000_000
@@ -115,6 +117,35 @@ def normalise(identifier: str, position: int, what: str = "identifier",
     if any(unicodedata.category(ch).startswith("C") for ch in text):
         raise MalformedIdentifier(f"{what} {position} holds control characters: clean the column")
     return text
+
+
+def normalise_all(identifiers: Iterable[str], start: int = 1, what: str = "identifier",
+                  limit: int = MAX_IDENTIFIER_CHARS) -> list[str]:
+    """`normalise` of a batch: checked all at once when it is printable ASCII without edge spaces."""
+    texts = list(identifiers)
+    joined = "".join(texts)
+    if texts and joined.isascii() and joined.isprintable():  # ASCII is NFC; no controls
+        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        lines = "\n".join(texts)
+        if (sizes.min() > 0 and sizes.max() <= limit and " \n" not in lines and "\n " not in lines
+                and lines[0] != " " and lines[-1] != " "):
+            return texts
+    return [normalise(text, start + i, what, limit) for i, text in enumerate(texts)]
+
+
+_SYMBOLS_TEST = {OutputFormat.NUMERIC: str.isdigit, OutputFormat.ALPHABETIC: str.isalpha,
+                 OutputFormat.ALPHANUMERIC: str.isalnum}
+
+
+def in_alphabet_all(texts: list[str], fmt: OutputFormat, start: int = 1,
+                    what: str = "identifier") -> list[str]:
+    """`in_alphabet` of a batch of normalised texts: checked all at once when they all fit."""
+    joined = "".join(texts)
+    upper = joined.upper()
+    if texts and joined.isascii() and _SYMBOLS_TEST[fmt](upper) \
+            and len(ALPHABETS[fmt]) ** min(map(len, texts)) >= FF1_MIN_DOMAIN:
+        return texts if upper == joined else [text.upper() for text in texts]
+    return [in_alphabet(text, fmt, start + i, what) for i, text in enumerate(texts)]
 
 
 def in_alphabet(identifier: str, fmt: OutputFormat, position: int, what: str = "identifier") -> str:

@@ -12,27 +12,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 from collections.abc import Iterable
+from functools import partial
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from fastfpe import ff1
 
+from lnds_spe.pseudonym.batch import HmacDigits
 from lnds_spe.pseudonym.errors import MalformedIdentifier, NotReversible
 from lnds_spe.pseudonym.formats import (
     ALPHABETS,
     LENGTHS,
     Method,
     Treatment,
-    digest_pseudonym,
     digits_for_bytes,
     from_digits,
-    in_alphabet,
-    normalise,
+    in_alphabet_all,
+    normalise_all,
     to_digits,
 )
 from lnds_spe.pseudonym.keystore import derive_key
@@ -61,14 +60,14 @@ def _unpad(data: bytes) -> bytes:
     return end[:-1]
 
 
-def ff1_encrypt(key: bytes, tweak: bytes, alphabet: str, text: str) -> str:
-    """FF1 (SP 800-38G) encryption of a numeral string over `alphabet` (radix = its length)."""
-    return ff1.encrypt(key.hex(), tweak.hex(), alphabet, text)
+def ff1_encrypt(key: bytes, tweak: bytes, alphabet: str, texts: Iterable[str]) -> list[str]:
+    """FF1 (SP 800-38G) encryption of numeral strings over `alphabet` (radix = its length)."""
+    return list(map(partial(ff1.encrypt, key.hex(), tweak.hex(), alphabet), texts))
 
 
-def ff1_decrypt(key: bytes, tweak: bytes, alphabet: str, text: str) -> str:
+def ff1_decrypt(key: bytes, tweak: bytes, alphabet: str, texts: Iterable[str]) -> list[str]:
     """FF1 decryption, the inverse of `ff1_encrypt`."""
-    return ff1.decrypt(key.hex(), tweak.hex(), alphabet, text)
+    return list(map(partial(ff1.decrypt, key.hex(), tweak.hex(), alphabet), texts))
 
 
 class Pseudonymiser:
@@ -85,16 +84,16 @@ class Pseudonymiser:
         self._aead = ChaCha20Poly1305(key)
         self._aad = f"{config.project}\x00{config.format}".encode()
         self._space = len(self.alphabet) ** self.length
+        self._hmac = HmacDigits(key, self.alphabet, self.length) if self.kind == "hmac" else None
 
     def apply(self, identifiers: Iterable[str], start: int = 1) -> list[str]:
         """Pseudonyms of identifiers (numbered from `start` in errors); all checked before any is made."""
-        texts = [normalise(text, start + i) for i, text in enumerate(identifiers)]
+        texts = normalise_all(identifiers, start)
         if self.kind == "ff1":
-            texts = [in_alphabet(text, self.config.format, start + i) for i, text in enumerate(texts)]
-            return [ff1_encrypt(self._key, self._tweak, self.alphabet, text) for text in texts]
+            texts = in_alphabet_all(texts, self.config.format, start)
+            return ff1_encrypt(self._key, self._tweak, self.alphabet, texts)
         if self.kind == "hmac":
-            key, fmt = self._key, self.config.format
-            return [digest_pseudonym(hmac.digest(key, text.encode(), hashlib.sha256), fmt) for text in texts]
+            return self._hmac(texts)
         if self.kind == "random":
             return [to_digits(secrets.randbelow(self._space), self.alphabet, self.length) for _ in texts]
         return [self._seal(text) for text in texts]
@@ -110,12 +109,10 @@ class Pseudonymiser:
         if not self.config.reversible:
             raise NotReversible(f"project {self.config.project}'s token is non-reversible: its "
                                 "pseudonyms cannot be re-identified, by design")
-        texts = [normalise(text, start + i, "pseudonym", MAX_PSEUDONYM_CHARS)
-                 for i, text in enumerate(pseudonyms)]
+        texts = normalise_all(pseudonyms, start, "pseudonym", MAX_PSEUDONYM_CHARS)
         if self.kind == "ff1":
-            texts = [in_alphabet(text, self.config.format, start + i, "pseudonym")
-                     for i, text in enumerate(texts)]
-            return [ff1_decrypt(self._key, self._tweak, self.alphabet, text) for text in texts]
+            texts = in_alphabet_all(texts, self.config.format, start, "pseudonym")
+            return ff1_decrypt(self._key, self._tweak, self.alphabet, texts)
         return [self._open(text, start + i) for i, text in enumerate(texts)]
 
     def _open(self, text: str, position: int) -> str:

@@ -30,5 +30,5 @@ SAMPLES = [
                          ids=[f"sample{s[0]}" for s in SAMPLES])
 def test_ff1_nist_sample(sample, key, tweak, alphabet, plain, cipher):
     k, t = bytes.fromhex(key), bytes.fromhex(tweak)
-    assert ff1_encrypt(k, t, alphabet, plain) == cipher
-    assert ff1_decrypt(k, t, alphabet, cipher) == plain
+    assert ff1_encrypt(k, t, alphabet, [plain]) == [cipher]
+    assert ff1_decrypt(k, t, alphabet, [cipher]) == [plain]
