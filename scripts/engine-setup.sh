@@ -98,7 +98,9 @@ else
     fi
     $SUDO rm -f "$SOCKET"
     say "starting the podman API service at $SOCKET (log: $LOGFILE)"
-    $SUDO sh -c "nohup setsid podman system service --time=0 'unix://$SOCKET' >'$LOGFILE' 2>&1 & echo \$! >'$PIDFILE'"
+    # Started from its socket's folder: the container monitor writes files (e.g. an empty `oom`
+    # when a workspace is killed for memory) into the service's working directory.
+    $SUDO sh -c "cd '$(dirname "$SOCKET")' && nohup setsid podman system service --time=0 'unix://$SOCKET' >'$LOGFILE' 2>&1 & echo \$! >'$PIDFILE'"
     for _ in $(seq 1 100); do
         engine_answers "$SOCKET" && break
         sleep 0.2
