@@ -9,12 +9,17 @@ host opened (the proxy and hub talking to the workspace) and new connections to 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from lnds_spe.hub.lockdown import safe_name
+
+LOCK_FILE = "/run/spe-firewall.lock"
 
 
 def chain_name(network: str) -> str:
@@ -31,39 +36,64 @@ def allowed_ports(ports: int | Iterable[int]) -> list[int]:
     return sorted(set(listed))
 
 
-def firewall_commands(network: str, subnet: str, ports: int | Iterable[int]) -> list[list[str]]:
-    """iptables argument lists that (re)build the network's chain and hook it into INPUT once."""
+def chain_rules(network: str, ports: int | Iterable[int]) -> list[list[str]]:
+    """The chain's rules in order: replies accepted, the allowed ports opened, the rest rejected."""
     chain = chain_name(network)
     return [
-        ["-N", chain],
-        ["-F", chain],
         ["-A", chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
         *[["-A", chain, "-p", "tcp", "--dport", str(port), "-j", "ACCEPT"]
           for port in allowed_ports(ports)],
         ["-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
         ["-A", chain, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
-        ["-C", "INPUT", "-s", subnet, "-j", chain],
-        ["-I", "INPUT", "1", "-s", subnet, "-j", chain],
     ]
 
 
+def hook_rule(network: str, subnet: str) -> list[str]:
+    """The INPUT rule sending the network's traffic to its chain."""
+    return ["INPUT", "-s", subnet, "-j", chain_name(network)]
+
+
+def restore_input(network: str, ports: int | Iterable[int]) -> str:
+    """iptables-restore input that replaces exactly this chain, in one transaction (with
+    --noflush, other chains are untouched; the chain is never seen empty or half-built)."""
+    lines = ["*filter", f":{chain_name(network)} - [0:0]",
+             *(" ".join(rule) for rule in chain_rules(network, ports)), "COMMIT", ""]
+    return "\n".join(lines)
+
+
+_applied: dict[str, str] = {}  # chain -> the restore input this process last applied
+_in_process = threading.Lock()
+
+
+@contextmanager
+def _firewall_lock() -> Iterator[None]:
+    """One writer at a time, across this hub's threads and other processes on the host."""
+    with _in_process, open(LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def apply_firewall(network: str, subnet: str, ports: int | Iterable[int]) -> None:
-    """Install the project's host rules (idempotent: an existing chain is rebuilt, hooked once)."""
-    iptables = shutil.which("iptables")
-    if iptables is None:
+    """Install the project's host rules: the chain is replaced atomically, and only when its
+    rules change; the INPUT hook is added once. Concurrent spawns never interleave."""
+    iptables, restore = shutil.which("iptables"), shutil.which("iptables-restore")
+    if iptables is None or restore is None:
         raise RuntimeError("iptables is missing: install the iptables package, or set "
                            "SPEDockerSpawner.host_firewall = False where the hub runs in a container")
-    commands = firewall_commands(network, subnet, ports)
-    hooked = False
-    for args in commands:
-        if args[0] == "-N":
-            subprocess.run([iptables, "-w", *args], capture_output=True)  # exists already: fine
-        elif args[0] == "-C":
-            hooked = subprocess.run([iptables, "-w", *args], capture_output=True).returncode == 0
-        elif args[0] == "-I" and hooked:
-            continue
-        else:
-            subprocess.run([iptables, "-w", *args], check=True, capture_output=True)
+    chain, wanted = chain_name(network), restore_input(network, ports)
+    with _firewall_lock():
+        exists = subprocess.run([iptables, "-w", "-S", chain], capture_output=True).returncode == 0
+        if not exists or _applied.get(chain) != wanted:
+            subprocess.run([restore, "--noflush"], input=wanted, text=True, check=True,
+                           capture_output=True)
+            _applied[chain] = wanted
+        hook = hook_rule(network, subnet)
+        if subprocess.run([iptables, "-w", "-C", *hook], capture_output=True).returncode != 0:
+            subprocess.run([iptables, "-w", "-I", hook[0], "1", *hook[1:]], check=True,
+                           capture_output=True)
 
 
 def remove_firewall(network: str) -> None:
@@ -77,3 +107,4 @@ def remove_firewall(network: str) -> None:
             subprocess.run(["iptables", "-w", "-D", *parts[1:]], capture_output=True)
     subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
     subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
+    _applied.pop(chain, None)

@@ -6,7 +6,7 @@ import pytest
 
 from lnds_spe.hub import lockdown
 from lnds_spe.hub.enforcer import RunningWorkspace, running_workspaces
-from lnds_spe.hub.firewall import chain_name, firewall_commands
+from lnds_spe.hub.firewall import chain_name, chain_rules, hook_rule, restore_input
 from lnds_spe.policy import ProjectInfo
 
 PROJECT = ProjectInfo("cohort-study", "Cohort", "", date(2026, 1, 1), date(2026, 12, 31),
@@ -66,15 +66,23 @@ def test_network_policy_only_hub_egress():
 
 
 def test_firewall_accepts_replies_and_hub_port_then_rejects():
-    commands = firewall_commands("spe-net-p1", "10.89.3.0/24", 8081)
+    rules = chain_rules("spe-net-p1", 8081)
     chain = chain_name("spe-net-p1")
-    appended = [c for c in commands if c[0] == "-A"]
-    assert "ESTABLISHED,RELATED" in appended[0]
-    assert appended[1][-3:] == ["8081", "-j", "ACCEPT"]
-    assert all("REJECT" in c for c in appended[2:])
-    assert ["-I", "INPUT", "1", "-s", "10.89.3.0/24", "-j", chain] in commands
+    assert "ESTABLISHED,RELATED" in rules[0]
+    assert rules[1][-3:] == ["8081", "-j", "ACCEPT"]
+    assert all("REJECT" in r for r in rules[2:])
+    assert hook_rule("spe-net-p1", "10.89.3.0/24") == ["INPUT", "-s", "10.89.3.0/24", "-j", chain]
     assert len(chain_name("a" * 40)) <= 28
     assert chain_name("hub1-net-p1") != chain_name("hub2-net-p1")  # two hubs never share a chain
+
+
+def test_firewall_chain_is_replaced_in_one_restore_transaction():
+    text = restore_input("spe-net-p1", [8081, 8010])
+    chain = chain_name("spe-net-p1")
+    lines = text.splitlines()
+    assert lines[:2] == ["*filter", f":{chain} - [0:0]"] and lines[-1] == "COMMIT"
+    assert lines[2:-1] == [" ".join(r) for r in chain_rules("spe-net-p1", [8081, 8010])]
+    assert "-F" not in text.split() and "INPUT" not in text  # no flush, no other chain touched
 
 
 def test_running_workspaces_from_hub_answer():

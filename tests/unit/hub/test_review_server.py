@@ -10,7 +10,7 @@ from lnds_spe import policy
 from lnds_spe.errors import SPEError
 from lnds_spe.hub import lockdown
 from lnds_spe.hub.enforcer import RunningWorkspace, stop_decision
-from lnds_spe.hub.firewall import firewall_commands
+from lnds_spe.hub.firewall import chain_rules
 from lnds_spe.hub.spawner import SpawnRefused, SPEDockerSpawner
 from lnds_spe.projects import DEFAULT_IMAGE, open_registry
 
@@ -43,13 +43,13 @@ def test_review_server_stops_when_nothing_is_left_to_check():
 
 
 def test_firewall_opens_each_allowed_port_once_then_rejects():
-    commands = firewall_commands("spe-net-p1", "10.89.3.0/24", [8081, 8010, 8081])
-    accepts = [c[c.index("--dport") + 1] for c in commands if "--dport" in c]
+    rules = chain_rules("spe-net-p1", [8081, 8010, 8081])
+    accepts = [r[r.index("--dport") + 1] for r in rules if "--dport" in r]
     assert accepts == ["8010", "8081"]
-    assert commands.index(["-A", commands[0][1], "-p", "tcp", "-j", "REJECT", "--reject-with",
-                           "tcp-reset"]) > max(i for i, c in enumerate(commands) if "--dport" in c)
+    assert rules.index(["-A", rules[0][1], "-p", "tcp", "-j", "REJECT", "--reject-with",
+                        "tcp-reset"]) > max(i for i, r in enumerate(rules) if "--dport" in r)
     with pytest.raises(ValueError):
-        firewall_commands("n", "10.0.0.0/24", [0])
+        chain_rules("n", [0])
 
 
 def test_review_network_is_the_checkers_own():

@@ -1,0 +1,78 @@
+"""The host firewall under concurrent spawns, on the real iptables: a project's chain is replaced
+in one transaction, so while many spawns apply it at once it is never empty, half-built or
+misordered, and the INPUT hook is added once."""
+
+import shutil
+import subprocess
+import threading
+import uuid
+
+import pytest
+
+from lnds_spe.hub.firewall import apply_firewall, chain_name, chain_rules, remove_firewall
+
+SUBNET = "198.51.100.252/30"  # only matched as a source address: no interface or route is made
+PORTS = [8081, 8010]
+
+
+def chain_listing(chain: str) -> list[str]:
+    listed = subprocess.run(["iptables", "-w", "-S", chain], capture_output=True, text=True)
+    return listed.stdout.splitlines() if listed.returncode == 0 else []
+
+
+def whole(listing: list[str]) -> bool:
+    """The chain as iptables prints it: its -N, replies first, the ports, the two rejects last."""
+    rules = listing[1:]
+    return (len(rules) >= len(chain_rules("x", PORTS)) and "ESTABLISHED" in rules[0]
+            and all("--dport" in r and "ACCEPT" in r for r in rules[1:-2])
+            and all("REJECT" in r for r in rules[-2:]))
+
+
+@pytest.fixture
+def network():
+    if shutil.which("iptables-restore") is None:
+        pytest.fail("iptables is missing: run ./run setup (it installs iptables)", pytrace=False)
+    name = f"fwtest-{uuid.uuid4().hex[:8]}"
+    yield name
+    remove_firewall(name)
+
+
+def test_concurrent_spawns_never_leave_the_chain_empty_or_misordered(network):
+    chain = chain_name(network)
+    apply_firewall(network, SUBNET, PORTS)
+    assert whole(chain_listing(chain))
+    seen_broken: list[list[str]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            listing = chain_listing(chain)
+            if not whole(listing):
+                seen_broken.append(listing)
+
+    def spawn(i: int) -> None:
+        for round_ in range(5):  # alternating port lists: every call really rewrites the chain
+            apply_firewall(network, SUBNET, PORTS + [8020] * ((i + round_) % 2))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    workers = [threading.Thread(target=spawn, args=(i,)) for i in range(16)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    done.set()
+    watcher.join()
+    assert seen_broken == [], seen_broken[:3]
+    hooks = [r for r in chain_listing("INPUT") if r.endswith(f"-j {chain}")]
+    assert hooks == [f"-A INPUT -s {SUBNET} -j {chain}"]
+
+
+def test_changed_ports_replace_the_rules_in_place(network):
+    chain = chain_name(network)
+    apply_firewall(network, SUBNET, [8081])
+    apply_firewall(network, SUBNET, PORTS)
+    assert whole(chain_listing(chain))
+    assert sum("--dport" in r for r in chain_listing(chain)) == 2
+    apply_firewall(network, SUBNET, [8081])
+    assert sum("--dport" in r for r in chain_listing(chain)) == 1
