@@ -24,12 +24,23 @@ say() { echo "[hub] $*" >&2; }
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
+clean_firewall() {
+    # Host firewall chains of this hub's project networks that no container uses any more.
+    [ "$(id -u)" = 0 ] && command -v iptables >/dev/null 2>&1 || return 0
+    if [ -z "${DOCKER_HOST:-}" ] && [ -S /run/spe/podman.sock ]; then
+        export DOCKER_HOST=unix:///run/spe/podman.sock
+    fi
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m lnds_spe.hub.firewall \
+        "${SPE_CONTAINER_PREFIX:-spe}" | sed 's/^/[hub] /' >&2 || say "could not clean stale firewall chains"
+}
+
 start() {
     if running; then
         say "already running (pid $(cat "$PIDFILE")) at $BIND_URL"
         return
     fi
     mkdir -p "$HUB_DIR"
+    clean_firewall
     if [ -z "${DOCKER_HOST:-}" ] && [ -S /run/spe/podman.sock ]; then
         export DOCKER_HOST=unix:///run/spe/podman.sock
     fi
@@ -87,6 +98,7 @@ stop() {
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
     fi
     rm -f "$PIDFILE"
+    clean_firewall
     say "stopped"
 }
 
@@ -105,6 +117,7 @@ down() {
         say "wiping prepared workspace data under $STATE_DIR/workspaces"
         find "$STATE_DIR/workspaces" -mindepth 3 -maxdepth 3 -name data -type d -exec rm -rf {} +
     fi
+    clean_firewall
     say "everything stopped"
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import shlex
 import shutil
 import subprocess
 import threading
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from lnds_spe.hub.lockdown import safe_name
 
 LOCK_FILE = "/run/spe-firewall.lock"
+HOOK_MARK = "spe-network:"
 
 
 def chain_name(network: str) -> str:
@@ -49,8 +51,37 @@ def chain_rules(network: str, ports: int | Iterable[int]) -> list[list[str]]:
 
 
 def hook_rule(network: str, subnet: str) -> list[str]:
-    """The INPUT rule sending the network's traffic to its chain."""
-    return ["INPUT", "-s", subnet, "-j", chain_name(network)]
+    """The INPUT rule sending the network's traffic to its chain, naming the network (so a chain
+    left behind by a network that is gone can be found)."""
+    return ["INPUT", "-s", subnet, "-m", "comment", "--comment", f"{HOOK_MARK}{network}",
+            "-j", chain_name(network)]
+
+
+def hooked_networks(input_rules: list[str]) -> set[str]:
+    """The networks whose hooks appear in `iptables -S INPUT` output."""
+    found = set()
+    for rule in input_rules:
+        parts = shlex.split(rule)
+        if "--comment" in parts:
+            comment = parts[parts.index("--comment") + 1]
+            if comment.startswith(HOOK_MARK):
+                found.add(comment[len(HOOK_MARK):])
+    return found
+
+
+def stale_networks(hooked: set[str], in_use: set[str], prefix: str) -> set[str]:
+    """This hub's hooked networks that no container uses any more."""
+    return {n for n in hooked if n.startswith(f"{prefix}-") and n not in in_use}
+
+
+def remove_stale_firewalls(prefix: str, in_use: set[str]) -> set[str]:
+    """Remove the chains of this hub's networks that no container uses; the networks removed."""
+    rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
+                           text=True).stdout.splitlines()
+    stale = stale_networks(hooked_networks(rules), in_use, prefix)
+    for network in sorted(stale):
+        remove_firewall(network)
+    return stale
 
 
 def restore_input(network: str, ports: int | Iterable[int]) -> str:
@@ -102,9 +133,26 @@ def remove_firewall(network: str) -> None:
     rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
                            text=True).stdout.splitlines()
     for rule in rules:
-        parts = rule.split()
+        parts = shlex.split(rule)
         if parts[:1] == ["-A"] and parts[-1] == chain:
             subprocess.run(["iptables", "-w", "-D", *parts[1:]], capture_output=True)
     subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
     subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
     _applied.pop(chain, None)
+
+
+def _networks_in_use() -> set[str]:
+    """Networks that a container (running or not) of the engine is attached to."""
+    import docker
+
+    client = docker.from_env()
+    return {name for container in client.containers.list(all=True)
+            for name in container.attrs["NetworkSettings"]["Networks"]}
+
+
+if __name__ == "__main__":
+    # `python -m lnds_spe.hub.firewall PREFIX`: run by scripts/hub.sh at start, stop and down.
+    import sys
+
+    for removed in sorted(remove_stale_firewalls(sys.argv[1], _networks_in_use())):
+        print(f"removed the host firewall of {removed}: no workspace uses it")

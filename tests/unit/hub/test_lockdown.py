@@ -6,7 +6,14 @@ import pytest
 
 from lnds_spe.hub import lockdown
 from lnds_spe.hub.enforcer import RunningWorkspace, running_workspaces
-from lnds_spe.hub.firewall import chain_name, chain_rules, hook_rule, restore_input
+from lnds_spe.hub.firewall import (
+    chain_name,
+    chain_rules,
+    hook_rule,
+    hooked_networks,
+    restore_input,
+    stale_networks,
+)
 from lnds_spe.policy import ProjectInfo
 
 PROJECT = ProjectInfo("cohort-study", "Cohort", "", date(2026, 1, 1), date(2026, 12, 31),
@@ -71,7 +78,10 @@ def test_firewall_accepts_replies_and_hub_port_then_rejects():
     assert "ESTABLISHED,RELATED" in rules[0]
     assert rules[1][-3:] == ["8081", "-j", "ACCEPT"]
     assert all("REJECT" in r for r in rules[2:])
-    assert hook_rule("spe-net-p1", "10.89.3.0/24") == ["INPUT", "-s", "10.89.3.0/24", "-j", chain]
+    hook = hook_rule("spe-net-p1", "10.89.3.0/24")
+    assert hook[:3] == ["INPUT", "-s", "10.89.3.0/24"] and hook[-2:] == ["-j", chain]
+    assert hooked_networks([f'-A {" ".join(hook[:-5])} --comment "{hook[-3]}" -j {chain}']) \
+        == {"spe-net-p1"}
     assert len(chain_name("a" * 40)) <= 28
     assert chain_name("hub1-net-p1") != chain_name("hub2-net-p1")  # two hubs never share a chain
 
@@ -90,3 +100,8 @@ def test_running_workspaces_from_hub_answer():
                                            "p2": {"ready": False, "pending": "stop"}}},
              {"name": "bob", "servers": {}}]
     assert running_workspaces(users) == [RunningWorkspace("alice", "p1")]
+
+
+def test_stale_networks_are_this_hub_s_unused_ones():
+    hooked = {"spe-net-a", "spe-net-b", "spe2-net-a", "other-net-c"}
+    assert stale_networks(hooked, in_use={"spe-net-b"}, prefix="spe") == {"spe-net-a"}
