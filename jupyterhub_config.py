@@ -18,6 +18,7 @@ from lnds_spe.airlock.policies import SCOPE_ADMIN, SCOPE_REQUEST, SCOPE_REVIEW  
 from lnds_spe.config import database_url, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
 from lnds_spe.demo import DEMO_USERS, ensure_demo_accounts  # noqa: E402
+from lnds_spe.hub.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import REVIEW_SERVER, review_spawn_decision, startable_projects  # noqa: E402
@@ -34,6 +35,7 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 STATE = state_dir()
 HUB_STATE = STATE / "hub"
 HUB_STATE.mkdir(parents=True, exist_ok=True)
+remove_staging_leftovers(STATE)  # half-decrypted folders a crash left: no decryption runs yet
 c.JupyterHub.db_url = env("SPE_HUB_DB_URL", f"sqlite:///{HUB_STATE / 'jupyterhub.sqlite'}")
 c.JupyterHub.cookie_secret_file = str(HUB_STATE / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(HUB_STATE / "proxy.pid")

@@ -81,3 +81,14 @@ def remove_prepared(path: Path) -> None:
     """Delete a workspace's prepared (possibly decrypted) data from the host."""
     if path.exists():
         shutil.rmtree(path)
+
+
+def remove_staging_leftovers(state_dir: Path) -> list[Path]:
+    """Delete half-decrypted staging folders a crash left in prepared workspace data (run at hub
+    start, when no decryption can be in progress); returns what was deleted."""
+    from lnds_spe.ingress import STAGING_MARK
+
+    leftovers = sorted((state_dir / "workspaces").glob(f"*/*/data/.*{STAGING_MARK}*"))
+    for path in leftovers:
+        remove_prepared(path)
+    return leftovers

@@ -285,17 +285,27 @@ class SPEPolicyMixin(LoggingConfigurable):
         else:
             project = self.authorize_spawn()
             self.project = project
-            prepared = await asyncio.to_thread(self.prepare_data, project)
-            outputs = await asyncio.to_thread(self.outputs_dir, project)
-            await self.prepare_engine(project, prepared, outputs)
         try:
+            if not self.is_review_server:
+                prepared = await asyncio.to_thread(self.prepare_data, project)
+                outputs = await asyncio.to_thread(self.outputs_dir, project)
+                await self.prepare_engine(project, prepared, outputs)
             result = await super().start()
-        except Exception as error:
-            await asyncio.to_thread(remove_prepared, self.workspace_data_dir())
-            self.audit("workspace.spawn", outcome="error", details={"error": str(error)[:500]})
+            self.audit("workspace.spawn", details={"image": self.requested_image()})
+        except BaseException as error:
+            # Whatever failed after decryption (audit, engine, cancellation), no plaintext stays.
+            await asyncio.shield(asyncio.to_thread(remove_prepared, self.workspace_data_dir()))
+            self._audit_failed_start(error)
             raise
-        self.audit("workspace.spawn", details={"image": self.requested_image()})
         return result
+
+    def _audit_failed_start(self, error: BaseException) -> None:
+        """Record a start that failed; a broken audit log must not hide the original error."""
+        try:
+            self.audit("workspace.spawn", outcome="error",
+                       details={"error": f"{type(error).__name__}: {error}"[:500]})
+        except Exception as audit_error:  # noqa: BLE001 - the start's own error is re-raised
+            self.log.error("could not audit the failed start of %s: %s", self.name, audit_error)
 
     async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
                              outputs_dir: str) -> None:

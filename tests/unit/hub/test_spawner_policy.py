@@ -68,3 +68,48 @@ def test_prepare_data_default_and_hook(registry, tmp_path):
     live.prepare_datasets = hook
     assert live.prepare_data(project) == {"ds": str(live.workspace_data_dir() / "ds")}
     assert calls == [("live", ["ds"])]
+
+
+def test_a_failure_after_decryption_leaves_no_plaintext(registry, tmp_path, monkeypatch):
+    """The audit write after decryption fails, or the engine fails: the prepared data is gone."""
+    import asyncio
+
+    live = spawner(registry, tmp_path, "live")
+    real_audit = live.audit
+
+    def broken_audit(action, **kwargs):
+        if action == "dataset.mount":
+            raise RuntimeError("audit log unavailable")
+        return real_audit(action, **kwargs)
+
+    monkeypatch.setattr(live, "audit", broken_audit)
+    with pytest.raises(RuntimeError, match="audit log unavailable"):
+        asyncio.run(live.start())
+    assert not live.workspace_data_dir().exists()
+
+    engine_down = spawner(registry, tmp_path, "live")
+
+    async def engine_fails(*args):
+        assert (engine_down.workspace_data_dir() / "ds" / "f.csv").exists()  # prepared by now
+        raise ConnectionError("engine unreachable")
+
+    monkeypatch.setattr(engine_down, "prepare_engine", engine_fails)
+    with pytest.raises(ConnectionError):
+        asyncio.run(engine_down.start())
+    assert not engine_down.workspace_data_dir().exists()
+    errors = [e for e in registry.audit.events() if e.action == "workspace.spawn"]
+    assert [e.outcome for e in errors] == ["error", "error"]
+    assert "engine unreachable" in errors[-1].details
+
+
+def test_staging_leftovers_of_a_crash_are_removed_at_hub_start(tmp_path):
+    from lnds_spe.hub.datasets import remove_staging_leftovers
+
+    data = tmp_path / "workspaces" / "ann" / "live" / "data"
+    half = data / ".ds.partial-0a1b2c"
+    half.mkdir(parents=True)
+    (half / "f.csv").write_text("secret\n")
+    kept = data / "ds"
+    kept.mkdir()
+    assert remove_staging_leftovers(tmp_path) == [half]
+    assert not half.exists() and kept.exists()
