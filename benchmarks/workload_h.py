@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+import subprocess
+from pathlib import Path
 
 from benchmarks import harness
 
@@ -12,6 +15,46 @@ ID = "H"
 TITLE = ("IPMS pseudonyms, one thread: HMAC-SHA256 into 13 alphanumerics (batched numba SHA-256); "
          "FF1 on 13-digit numbers")
 SCALES = {"ci": (20_000, 2_000), "full": (1_000_000, 100_000)}
+
+
+CLKHASH_VENV_ENV = "LNDS_CLKHASH_VENV"
+CLKHASH_PEER = r"""
+import json, sys, time
+from clkhash import clk
+from clkhash.schema import from_json_dict
+from clkhash.serialization import serialize_bitarray
+job = json.load(sys.stdin)
+schema = from_json_dict(job["schema"])
+start = time.perf_counter()
+clks = clk.generate_clks(job["records"], schema, bytes.fromhex(job["secret"]), validate=False, max_workers=1)
+seconds = time.perf_counter() - start
+json.dump({"clks": [serialize_bitarray(c) for c in clks], "seconds": seconds}, sys.stdout)
+"""
+
+
+class PeerMissing(RuntimeError):
+    """The clkhash peer virtualenv is absent or failed."""
+
+
+def clkhash_python() -> Path:
+    """Interpreter of the clkhash virtualenv (LNDS_CLKHASH_VENV or .venv-clkhash at the repo root)."""
+    root = Path(__file__).resolve().parent.parent
+    return Path(os.environ.get(CLKHASH_VENV_ENV, root / ".venv-clkhash")) / "bin" / "python"
+
+
+def clkhash_encode(schema: dict, secret: bytes, records: list[list[str]]) -> tuple[list[str], float]:
+    """clkhash 0.18's base64 CLKs of records (one process, one worker) and its encoding seconds."""
+    python = clkhash_python()
+    if not python.exists():
+        raise PeerMissing(f"the clkhash peer virtualenv is missing ({python}): run "
+                          "scripts/setup-linkage-peer.sh")
+    job = json.dumps({"schema": schema, "secret": secret.hex(), "records": records})
+    done = subprocess.run([str(python), "-c", CLKHASH_PEER], input=job, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise PeerMissing(f"the clkhash peer failed: {done.stderr[-2000:]}")
+    out = json.loads(done.stdout)
+    return out["clks"], out["seconds"]
 
 
 def run(scale: str, threads: int) -> dict:

@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lnds_spe.pseudonym.clk import Encoder, Hardening, from_text, parse_schema, to_text
+from lnds_spe.pseudonym.clk import (
+    Encoder,
+    Feature,
+    Hardening,
+    from_text,
+    ngram_codes,
+    parse_schema,
+    to_text,
+    tokens,
+)
 from lnds_spe.pseudonym.errors import LinkageSchemaError
 from lnds_spe.pseudonym.match import linkage_keys, match
 from tests.support.febrl import febrl4_rows
@@ -64,7 +73,9 @@ def test_hardening_shapes(hardening, width):
 @pytest.mark.parametrize("change,message", [
     (lambda d: d.update(version=2), "version 3"),
     (lambda d: d["clkConfig"].update(l=100), "multiple of 64"),
-    (lambda d: d["features"][1]["hashing"]["comparison"].update(type="exact"), "only ngram"),
+    (lambda d: d["features"][1]["hashing"]["comparison"].update(type="numeric"), "only ngram and exact"),
+    (lambda d: d["features"][1]["hashing"]["hash"].update(type="sha3"), "unknown hash"),
+    (lambda d: d["clkConfig"].update(l=192) or d["features"][1]["hashing"].pop("hash"), "power of two"),
     (lambda d: d.pop("features"), "not a clkhash v3"),
 ])
 def test_schema_refusals(change, message):
@@ -72,3 +83,17 @@ def test_schema_refusals(change, message):
     change(doc)
     with pytest.raises(LinkageSchemaError, match=message):
         parse_schema(doc)
+
+
+@pytest.mark.parametrize(("n", "positional"), [(1, False), (1, True), (2, False), (2, True), (3, False)])
+def test_vectorised_ngrams_are_the_tokens(n, positional):
+    feature = Feature("f", 0, n, positional, 10, None, False, False, "lower", "string", "", "utf-8",
+                      ("?", "x"))
+    values = ["Anna", "", "?", "łódź 李", "a", "o'Brien-Smith", "ZZ"]
+    counts, codes, grams = ngram_codes(values, feature)
+    got, at = [], 0
+    for count in counts:
+        got.append([grams[c] for c in codes[at:at + count]])
+        at += count
+    assert got == [tokens(v, feature) for v in values]
+    assert ngram_codes(["a\x00b"], feature) is None  # a NUL: the per-value path
