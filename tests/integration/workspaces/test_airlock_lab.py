@@ -10,6 +10,8 @@ import threading
 
 import requests
 
+from lnds_spe.hub.lockdown import review_network_name
+
 from .conftest import IMAGE, inspect_container, start_workspace
 from .test_network import connect_from, gateway_of
 
@@ -90,7 +92,7 @@ def test_checker_review_server_has_no_data_and_its_own_network(hub, ws_alice_pa)
     review = start_workspace(hub, "grace", "review")
     info = inspect_container(review.container)
     networks = info["NetworkSettings"]["Networks"]
-    assert list(networks) == [f"{hub.prefix}-reviewnet-grace"]
+    assert list(networks) == [review_network_name(hub.prefix, "grace")]
     assert gateway_of(review) != gateway_of(ws_alice_pa)
     mounts = info["Mounts"]
     assert [m["Destination"] for m in mounts] == ["/home/jovyan"], mounts
