@@ -6,6 +6,7 @@ workspace means the same thing on either engine. No I/O.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -53,6 +54,14 @@ def safe_name(text: str) -> str:
     return _NOT_NAME.sub("-", text.lower()).strip("-") or "x"
 
 
+def unique_name(*parts: str) -> str:
+    """A readable, engine-safe name that is distinct for distinct parts: safe_name folds
+    `j.smith`, `j_smith` and `J@Smith` together, and joining with '-' would make
+    ('ann', 'lee-covid') and ('ann-lee', 'covid') one, so a hash of the exact parts follows."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+    return "-".join([*(safe_name(p) for p in parts), digest])
+
+
 def network_name(prefix: str, slug: str) -> str:
     """The one internal network of a project; no two projects share it."""
     return f"{prefix}-net-{safe_name(slug)}"
@@ -60,7 +69,7 @@ def network_name(prefix: str, slug: str) -> str:
 
 def review_network_name(prefix: str, username: str) -> str:
     """The internal network of one output checker's review server: shared with nobody."""
-    return f"{prefix}-reviewnet-{safe_name(username)}"
+    return f"{prefix}-reviewnet-{unique_name(username)}"
 
 
 # A review server holds no project data: modest fixed limits.
@@ -68,8 +77,8 @@ REVIEW_LIMITS = Limits(cpu=1.0, mem_bytes=1024**3, pids=256)
 
 
 def home_volume_name(prefix: str, username: str, slug: str) -> str:
-    """The named volume holding one user's home in one project."""
-    return f"{prefix}-home-{safe_name(username)}-{safe_name(slug)}"
+    """The named volume holding one user's home in one project (never another pair's)."""
+    return f"{prefix}-home-{unique_name(username, slug)}"
 
 
 def dataset_mount_point(dataset: str) -> str:

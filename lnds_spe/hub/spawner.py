@@ -132,7 +132,7 @@ class SPEPolicyMixin(LoggingConfigurable):
 
     def workspace_data_dir(self) -> Path:
         """Host directory holding this workspace's prepared datasets while it runs."""
-        return (self.state_path / "workspaces" / lockdown.safe_name(self.user.name)
+        return (self.state_path / "workspaces" / lockdown.unique_name(self.user.name)
                 / lockdown.safe_name(self.name or "default") / "data")
 
     def requested_image(self) -> str:

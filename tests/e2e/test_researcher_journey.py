@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.hubs import free_port
+from lnds_spe.hub.lockdown import unique_name
 from lnds_spe.projects import open_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_p
     assert page.get_by_text("official Jupyter news").count() == 0  # no internet, no news prompt
 
     # The data was decrypted on the hub side for this workspace only, and goes when it stops.
-    decrypted = state / "workspaces" / "alice" / "demo" / "data" / "survey" / "survey.csv"
+    decrypted = state / "workspaces" / unique_name("alice") / "demo" / "data" / "survey" / "survey.csv"
     assert decrypted.exists()
     page.goto(f"{url}/hub/home")
     page.click("#stop-demo")

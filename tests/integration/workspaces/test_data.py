@@ -2,6 +2,8 @@
 
 import json
 
+from lnds_spe.hub.lockdown import unique_name
+
 DATA_PROBE = r"""
 import json, os
 root = os.path.expanduser("~/data/cohort")
@@ -60,7 +62,8 @@ def test_prepared_copy_removed_after_stop(hub):
     from .conftest import start_workspace
 
     start_workspace(hub, "dave", "pa")
-    prepared = hub.state_dir / "workspaces" / "dave" / "pa" / "data" / "cohort" / "visits.csv"
+    prepared = (hub.state_dir / "workspaces" / unique_name("dave") / "pa" / "data" / "cohort"
+                / "visits.csv")
     assert prepared.read_text().startswith("id,age")
     events = [e for e in hub.registry().audit.query(project="pa") if e.action == "dataset.mount"]
     assert any(e.actor == "dave" and "cohort" in e.details for e in events)

@@ -51,7 +51,25 @@ def test_data_binds_read_only_datasets_and_rw_outputs():
 
 def test_names_are_per_project_and_safe():
     assert lockdown.network_name("spe", "p1") != lockdown.network_name("spe", "p2")
-    assert lockdown.home_volume_name("spe", "Alice@Uni", "p1") == "spe-home-alice-uni-p1"
+    assert lockdown.home_volume_name("spe", "Alice@Uni", "p1").startswith("spe-home-alice-uni-p1-")
+    assert all(c.isalnum() or c == "-" for c in lockdown.home_volume_name("spe", "Alice@Uni", "p1"))
+
+
+ADVERSARIAL_PAIRS = [(("ann", "lee-covid"), ("ann-lee", "covid")),
+                     (("j.smith", "p"), ("j_smith", "p")), (("j.smith", "p"), ("J@Smith", "p")),
+                     (("Ann", "p"), ("ann", "p")), (("a-", "b"), ("a", "-b")), (("x", "p"), ("x ", "p"))]
+
+
+def test_names_are_injective_over_adversarial_pairs():
+    """D5: distinct (user, project) pairs never share a home volume, a prepared-data folder or
+    (for checkers) a review network, whatever characters their names hold."""
+    for (user_a, slug_a), (user_b, slug_b) in ADVERSARIAL_PAIRS:
+        assert lockdown.home_volume_name("spe", user_a, slug_a) != \
+            lockdown.home_volume_name("spe", user_b, slug_b)
+        if user_a != user_b:
+            assert lockdown.unique_name(user_a) != lockdown.unique_name(user_b)
+            assert lockdown.review_network_name("spe", user_a) != \
+                lockdown.review_network_name("spe", user_b)
 
 
 def test_kubernetes_security_contexts():

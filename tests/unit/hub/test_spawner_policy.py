@@ -113,3 +113,13 @@ def test_staging_leftovers_of_a_crash_are_removed_at_hub_start(tmp_path):
     kept.mkdir()
     assert remove_staging_leftovers(tmp_path) == [half]
     assert not half.exists() and kept.exists()
+
+
+def test_prepared_data_folders_never_shared_between_users(registry, tmp_path):
+    """D5: `j.smith` and `j_smith` fold to one safe name, never to one data folder."""
+    folders = {SPEDockerSpawner(registry_url=registry.url, spe_state_dir=str(tmp_path),
+                                user=SimpleNamespace(name=name),
+                                orm_spawner=SimpleNamespace(name="live", server=None),
+                                user_options={}).workspace_data_dir()
+               for name in ("j.smith", "j_smith", "J@Smith")}
+    assert len(folders) == 3
