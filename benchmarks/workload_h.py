@@ -15,6 +15,9 @@ ID = "H"
 TITLE = ("IPMS pseudonyms, one thread: HMAC-SHA256 into 13 alphanumerics (batched numba SHA-256); "
          "FF1 on 13-digit numbers")
 SCALES = {"ci": (20_000, 2_000), "full": (1_000_000, 100_000)}
+LINK_RECORDS = {"ci": 1_000, "full": 5_000}  # per side, from FEBRL4
+SCHEMA_PATH = (Path(__file__).resolve().parent.parent / "tests" / "unit" / "pseudonym" / "data"
+               / "febrl_schema.json")
 
 
 CLKHASH_VENV_ENV = "LNDS_CLKHASH_VENV"
@@ -114,4 +117,55 @@ def run(scale: str, threads: int) -> dict:
                           ours_hmac / rates[("HMAC", "stdlib hmac.new loop")], 0.9),
              harness.goal("HMAC: ours vs stdlib precomputed pads (info, >= 1×)",
                           ours_hmac / rates[("HMAC", "stdlib hmac copy of precomputed pads")], 1.0)]
-    return {"workload": ID, "title": TITLE, "scale": scale, "rows": rows, "goals": goals}
+    link_rows, link_goals = _linkage(scale, threads)
+    return {"workload": ID, "title": TITLE, "scale": scale, "rows": rows + link_rows,
+            "goals": goals + link_goals}
+
+
+def _linkage(scale: str, threads: int) -> tuple[list[dict], list[dict]]:
+    """CLK encoding vs clkhash (bit for bit, one process each) and 1:1 matching vs anonlink."""
+    from anonlink.candidate_generation import find_candidate_pairs
+    from anonlink.similarities import dice_coefficient_accelerated
+    from anonlink.solving import greedy_solve
+
+    from benchmarks.workload_d import to_bitarrays
+    from lnds_spe.pseudonym.clk import Encoder, parse_schema, to_text
+    from lnds_spe.pseudonym.match import match
+    from tests.support.febrl import febrl4_rows
+
+    n = LINK_RECORDS[scale]
+    doc, secret = json.loads(SCHEMA_PATH.read_text()), os.urandom(32)
+    a, b = febrl4_rows("a")[:n], febrl4_rows("b")[:n]
+    records = a + b
+
+    def encode():  # a fresh encoder each time: no cached tokens from an earlier call
+        return Encoder(parse_schema(doc), secret).encode(records)
+
+    theirs, peer_s = clkhash_encode(doc, secret, records)
+    harness.check_equal("CLK encodings", to_text(encode()), theirs)
+    cold, warm = harness.time_cold_warm(encode, 3)
+    case = f"CLK encoding, FEBRL4 {len(records):,} records"
+    rows = [harness.row(case, "lnds_spe clk.Encoder", cold, warm, per_second=round(len(records) / warm)),
+            harness.row(case, "clkhash 0.18.3 (own venv, 1 worker)", peer_s, peer_s,
+                        per_second=round(len(records) / peer_s))]
+    goals = [harness.goal("CLK encoding: ours vs clkhash (goal >= 10×)", peer_s / warm, 10.0)]
+    filters = encode()
+    fa, fb = filters[:n], filters[n:]
+    ba, bb = to_bitarrays(fa), to_bitarrays(fb)
+
+    def anonlink_match():
+        candidates = find_candidate_pairs([ba, bb], dice_coefficient_accelerated, 0.8)
+        return sorted((min(g)[1], max(g)[1]) for g in greedy_solve(candidates) if len(g) == 2)
+
+    harness.check_equal("1:1 matches", sorted(match(fa, fb, 0.8, threads=1)), anonlink_match())
+    case = f"Match 1:1 at Dice 0.8, FEBRL4 {n:,}×{n:,}"
+    peer_cold, peer_warm = harness.time_cold_warm(anonlink_match, 1)
+    rows.append(harness.row(case, "anonlink find_candidate_pairs + greedy_solve (1 thread)",
+                            peer_cold, peer_warm))
+    for t in sorted({1, threads}):
+        cold, warm = harness.time_cold_warm(lambda t=t: match(fa, fb, 0.8, threads=t), 3)
+        rows.append(harness.row(case, f"lnds_spe match ({t} thread(s))", cold, warm))
+        if t == 1:
+            goals.append(harness.goal("Matching: ours vs anonlink, 1 thread each (goal >= 1.5×)",
+                                      peer_warm / warm, 1.5))
+    return rows, goals
