@@ -110,6 +110,10 @@ def docker_host_config(limits: Limits) -> dict:
         "mem_limit": limits.mem_bytes,
         "memswap_limit": limits.mem_bytes,
         "privileged": False,
+        # No IPv6 inside: the engine gives every container a link-local address and route even
+        # on an IPv4-only network, which would reach listeners on the host's [::] (N7).
+        "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1",
+                    "net.ipv6.conf.default.disable_ipv6": "1"},
     }
 
 

@@ -1,7 +1,8 @@
-"""N1-N6: a workspace's only way out is the hub; projects never share a network."""
+"""N1-N7: a workspace's only way out is the hub; projects never share a network."""
 
 import json
 import socket
+import subprocess
 import threading
 import time
 
@@ -162,3 +163,49 @@ def test_n6_projects_on_different_networks(ws_alice_pa, ws_carol_pb):
     b_to_a = connect_from(ws_carol_pb, [(net_a["IPAddress"], 8888)])
     assert "connected" not in a_to_b.values(), a_to_b
     assert "connected" not in b_to_a.values(), b_to_a
+
+
+IPV6_PROBE = r"""
+import json, socket
+addresses = open("/proc/net/if_inet6").read().split()
+outcomes = {}
+for target in %r:
+    try:
+        info = socket.getaddrinfo(target, %d, socket.AF_INET6, socket.SOCK_STREAM)[0][4]
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.settimeout(3)
+            s.connect(info)
+        outcomes[target] = "connected"
+    except OSError as error:
+        outcomes[target] = type(error).__name__
+print(json.dumps({"if_inet6": addresses, "outcomes": outcomes}))
+"""
+
+
+def test_n7_nothing_on_the_host_over_ipv6(ws_alice_pa):
+    """N7: the workspace has no IPv6 address at all, so a listener on the host's [::] (reachable
+    from the host itself: the positive control) is reached over none of the host's IPv6
+    addresses, link-local included."""
+    server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    server.bind(("::", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    try:
+        with socket.create_connection(("::1", port), timeout=3):
+            pass  # the listener answers on the host
+        shown = subprocess.run(["ip", "-6", "-o", "addr", "show"], capture_output=True, text=True,
+                               check=True).stdout.split("\n")
+        host_addresses = []
+        for line in filter(None, shown):
+            fields = line.split()
+            address = fields[3].split("/")[0]
+            if address.startswith("fe80"):
+                host_addresses += [f"{address}%eth0", f"{address}%lo"]
+            else:
+                host_addresses.append(address)
+        found = json.loads(ws_alice_pa.run(IPV6_PROBE % (host_addresses or ["::1"], port)))
+    finally:
+        server.close()
+    assert found["if_inet6"] == [], found["if_inet6"]
+    assert found["outcomes"] and "connected" not in found["outcomes"].values(), found["outcomes"]

@@ -38,6 +38,7 @@ def test_docker_host_config_locks_down():
     assert config["security_opt"] == ["no-new-privileges"]
     assert config["pids_limit"] == 256
     assert config["mem_limit"] == config["memswap_limit"] == 3 * 1024**3
+    assert config["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
     assert set(config["tmpfs"]) == {"/tmp"}
     assert config["privileged"] is False
 
