@@ -223,10 +223,14 @@ class Airlock:
                     return {**details, "unchanged": True}
                 current.removed_at = utc_now()
                 details.update(replaced_sha256=current.sha256, audit_action=AuditAction.FILE_REPLACE)
+            # The file's own checks at once, so the requester sees findings before submitting;
+            # submission runs them again with ACRO's verdicts and differencing.
+            checks = {**check_file(self.store.path(frozen.sha256, frozen.name), self.config),
+                      "path": frozen.name}
             session.add(AirlockFile(request_id=row.id, name=frozen.name, kind=kind,
                                     sha256=frozen.sha256, size=frozen.size, added_by=caller.username,
-                                    added_at=utc_now(), checks={}))
-            return details
+                                    added_at=utc_now(), checks=checks))
+            return {**details, "checks": checks["status"]}
 
         return self._change(caller, request_id, AuditAction.FILE_ADD, policies.check_can_edit, apply)
 

@@ -186,6 +186,10 @@ def test_automatic_checks_are_stored_with_every_file(airlock, outputs):
     rid = airlock.create(RESEARCHER, PROJECT, "t")["id"]
     for name in ("small.csv", "notes.txt", "analysis.py"):
         airlock.add_file(RESEARCHER, rid, name, "supporting" if name.endswith(".py") else "output")
+    # The requester sees each file's findings before submitting.
+    draft = {f["name"]: f["checks"] for f in airlock.detail(RESEARCHER, rid)["files"]}
+    assert draft["small.csv"]["status"] == "fail"
+    assert draft["small.csv"]["flagged"]["threshold"] == [[0, 1]]
     checks = {f["name"]: f["checks"] for f in airlock.submit(RESEARCHER, rid)["files"]}
     assert checks["small.csv"]["status"] == "fail"
     assert checks["small.csv"]["flagged"]["threshold"] == [[0, 1]]
