@@ -107,11 +107,19 @@ down() {
     stop
     local engine=(podman)
     command -v podman >/dev/null 2>&1 || engine=(docker)
-    local ids
-    ids="$("${engine[@]}" ps -aq --filter label=org.lnds-spe.project 2>/dev/null || true)"
+    local prefix="${SPE_CONTAINER_PREFIX:-spe}" ids nets
+    # This hub's workspaces and checkers' review servers (by name prefix and SPE label).
+    ids="$( { "${engine[@]}" ps -aq --filter "name=^${prefix}-" --filter label=org.lnds-spe.project
+              "${engine[@]}" ps -aq --filter "name=^${prefix}-" --filter label=org.lnds-spe.review
+            } 2>/dev/null | sort -u || true)"
     if [ -n "$ids" ]; then
         say "removing $(echo "$ids" | wc -l) workspace container(s)"
         echo "$ids" | xargs "${engine[@]}" rm -f >/dev/null
+    fi
+    nets="$("${engine[@]}" network ls --format '{{.Name}}' 2>/dev/null \
+            | grep -E "^${prefix}-(net|reviewnet)-" || true)"
+    if [ -n "$nets" ]; then
+        echo "$nets" | xargs "${engine[@]}" network rm -f >/dev/null 2>&1 || true
     fi
     if [ -d "$STATE_DIR/workspaces" ]; then
         say "wiping prepared workspace data under $STATE_DIR/workspaces"
