@@ -15,7 +15,6 @@ class RequestStatus(StrEnum):
     WITHDRAWN = "withdrawn"    # the requester gave it up
 
 
-FINAL_STATUSES = frozenset({RequestStatus.REJECTED, RequestStatus.RELEASED, RequestStatus.WITHDRAWN})
 # Once a request is decided, its requester may read the checkers' comments.
 DECIDED_STATUSES = frozenset({RequestStatus.RETURNED, RequestStatus.APPROVED, RequestStatus.REJECTED,
                               RequestStatus.RELEASED})

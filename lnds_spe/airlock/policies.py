@@ -317,7 +317,6 @@ def sees_round_of_others(actor: Actor, request: RequestView, round_: int) -> boo
     return len(request.independent_reviews()) >= APPROVALS_NEEDED
 
 
-can_create = _can(check_can_create)
 can_edit = _can(check_can_edit)
 can_submit = _can(check_can_submit)
 can_withdraw = _can(check_can_withdraw)
