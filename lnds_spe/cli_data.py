@@ -148,7 +148,7 @@ def data_upload(
     signing_key: Annotated[Path, typer.Option(
         help="Your signing key (`spe keys holder-init`); passphrase SPE_HOLDER_PASSPHRASE.")],
     store: Annotated[str | None, typer.Option(
-        help="s3://BUCKET[/PREFIX], file:///DIR or a directory (default $SPE_STORE_URL).")] = None,
+        help="s3://BUCKET\\[/PREFIX], file:///DIR or a directory (default $SPE_STORE_URL).")] = None,
     spe_key: Annotated[Path | None, typer.Option(
         help="The SPE's public key file (default the hub's own).")] = None,
     recipient_pk: Annotated[list[Path] | None, typer.Option(
