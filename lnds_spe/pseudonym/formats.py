@@ -21,8 +21,6 @@ from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
 
-import numpy as np
-
 from lnds_spe.pseudonym.errors import DomainTooSmall, MalformedIdentifier
 
 PEOPLE = 10_000_000
@@ -125,9 +123,9 @@ def normalise_all(identifiers: Iterable[str], start: int = 1, what: str = "ident
     texts = list(identifiers)
     joined = "".join(texts)
     if texts and joined.isascii() and joined.isprintable():  # ASCII is NFC; no controls
-        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        sizes = list(map(len, texts))
         lines = "\n".join(texts)
-        if (sizes.min() > 0 and sizes.max() <= limit and " \n" not in lines and "\n " not in lines
+        if (min(sizes) > 0 and max(sizes) <= limit and " \n" not in lines and "\n " not in lines
                 and lines[0] != " " and lines[-1] != " "):
             return texts
     return [normalise(text, start + i, what, limit) for i, text in enumerate(texts)]
