@@ -291,7 +291,17 @@ class Workspace:
     def execute(self, code: str, timeout: float = 120, kernel_id: str | None = None) -> dict:
         """Send one execute_request over the kernel websocket; stdout, error, final status."""
         token = self.hub.token(self.user)
+        own_kernel = kernel_id is None
         kernel_id = kernel_id or self.start_kernel()
+        try:
+            return self._execute_in(kernel_id, code, timeout, token)
+        finally:
+            if own_kernel:  # a kernel left running holds memory under the workspace's limit
+                requests.delete(f"{self.base}/api/kernels/{kernel_id}", timeout=30,
+                                headers={"Authorization": f"token {token}"})
+
+    def _execute_in(self, kernel_id: str, code: str, timeout: float, token: str) -> dict:
+        """One execute_request in a running kernel."""
         ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
         conn = websocket.create_connection(ws_url, timeout=timeout,
                                            header=[f"Authorization: token {token}"])
