@@ -17,6 +17,7 @@ import requests
 
 from benchmarks.hubs import free_port
 from lnds_spe.projects import open_registry
+from tests.support.engine import remove_home_volumes
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRLOCK = "/services/airlock/"
@@ -45,6 +46,7 @@ def demo_hub(tmp_path_factory):
     accounts = json.loads((state / "demo-accounts.json").read_text())
     yield f"http://127.0.0.1:{port}", accounts, state
     subprocess.run([str(ROOT / "scripts" / "hub.sh"), "down"], env=env, timeout=180)
+    remove_home_volumes(env["SPE_CONTAINER_PREFIX"])
 
 
 def hub_log(state: Path) -> str:

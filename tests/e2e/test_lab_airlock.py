@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks.hubs import free_port
 from lnds_spe.projects import open_registry
+from tests.support.engine import remove_home_volumes
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SPE_E2E_ARTIFACTS", ROOT / "test-artifacts")) / "lab-airlock"
@@ -50,6 +51,7 @@ def demo_hub(tmp_path_factory):
     accounts = json.loads((state / "demo-accounts.json").read_text())
     yield f"http://127.0.0.1:{port}", accounts, state
     subprocess.run([str(ROOT / "scripts" / "hub.sh"), "down"], env=env, timeout=180)
+    remove_home_volumes(env["SPE_CONTAINER_PREFIX"])
 
 
 class Steps:

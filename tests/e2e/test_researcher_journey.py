@@ -12,6 +12,7 @@ import pytest
 from benchmarks.hubs import free_port
 from lnds_spe.hub.lockdown import unique_name
 from lnds_spe.projects import open_registry
+from tests.support.engine import remove_home_volumes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,7 @@ def demo_hub(tmp_path_factory):
     accounts = json.loads((state / "demo-accounts.json").read_text())
     yield f"http://127.0.0.1:{port}", accounts, state
     subprocess.run([str(ROOT / "scripts" / "hub.sh"), "down"], env=env, timeout=180)
+    remove_home_volumes(env["SPE_CONTAINER_PREFIX"])
 
 
 def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_path):
