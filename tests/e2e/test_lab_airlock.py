@@ -8,17 +8,10 @@ test-artifacts/lab-airlock in the checkout)."""
 import io
 import json
 import os
-import subprocess
-import sys
-import uuid
 import zipfile
 from pathlib import Path
 
-import pytest
-
-from benchmarks.hubs import free_port
 from lnds_spe.projects import open_registry
-from tests.support.engine import remove_home_volumes
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SPE_E2E_ARTIFACTS", ROOT / "test-artifacts")) / "lab-airlock"
@@ -28,30 +21,6 @@ FIRST = "import pandas as pd; pd.DataFrame({'region': ['North', 'South', 'East']
 SECOND = "pd.DataFrame({'region': ['North', 'South+East'], 'F': [12, 33], 'M': [15, 51]})" \
          ".to_csv('outputs/table.csv', index=False); print('rewritten')"
 SECOND_CSV = "region,F,M\nNorth,12,15\nSouth+East,33,51\n"
-
-
-@pytest.fixture(scope="module")
-def demo_hub(tmp_path_factory):
-    """`spe demo init` then `scripts/hub.sh start` in a fresh state dir; `down` afterwards."""
-    state = tmp_path_factory.mktemp("e2e-lab-airlock-state")
-    port = free_port()
-    env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_PYTHON": sys.executable,
-           "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),
-           "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
-           "SPE_AIRLOCK_PORT": str(free_port()),
-           "SPE_CONTAINER_PREFIX": f"spel{uuid.uuid4().hex[:6]}"}
-    for name in ("SPE_DATABASE_URL", "SPE_OUTPUT_CHECKERS", "SPE_ADMIN_USERS"):
-        env.pop(name, None)
-    init = subprocess.run([sys.executable, "-m", "lnds_spe", "demo", "init"], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
-    start = subprocess.run([str(ROOT / "scripts" / "hub.sh"), "start"], env=env,
-                           capture_output=True, text=True, timeout=180)
-    assert start.returncode == 0, start.stderr
-    accounts = json.loads((state / "demo-accounts.json").read_text())
-    yield f"http://127.0.0.1:{port}", accounts, state
-    subprocess.run([str(ROOT / "scripts" / "hub.sh"), "down"], env=env, timeout=180)
-    remove_home_volumes(env["SPE_CONTAINER_PREFIX"])
 
 
 class Steps:

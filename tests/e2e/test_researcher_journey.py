@@ -1,44 +1,8 @@
 """A new user's first visit, as the README tells it: demo init, hub start, log in, start, run a cell."""
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
 
-import pytest
-
-from benchmarks.hubs import free_port
 from lnds_spe.hub.lockdown import unique_name
 from lnds_spe.projects import open_registry
-from tests.support.engine import remove_home_volumes
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def demo_hub(tmp_path_factory):
-    """`spe demo init` then `scripts/hub.sh start` in a fresh state dir; `down` afterwards."""
-    state = tmp_path_factory.mktemp("e2e-state")
-    port = free_port()
-    env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_PYTHON": sys.executable,
-           "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),
-           "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
-           "SPE_AIRLOCK_PORT": str(free_port()),
-           "SPE_CONTAINER_PREFIX": f"spee{uuid.uuid4().hex[:6]}"}
-    env.pop("SPE_DATABASE_URL", None)
-    init = subprocess.run([sys.executable, "-m", "lnds_spe", "demo", "init"], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
-    assert "shown once" in init.stdout
-    start = subprocess.run([str(ROOT / "scripts" / "hub.sh"), "start"], env=env,
-                           capture_output=True, text=True, timeout=180)
-    assert start.returncode == 0, start.stderr
-    accounts = json.loads((state / "demo-accounts.json").read_text())
-    yield f"http://127.0.0.1:{port}", accounts, state
-    subprocess.run([str(ROOT / "scripts" / "hub.sh"), "down"], env=env, timeout=180)
-    remove_home_volumes(env["SPE_CONTAINER_PREFIX"])
 
 
 def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_path):
