@@ -139,7 +139,7 @@ class Airlock:
 
     def _change(self, caller: Caller, request_id: str, action: AuditAction,
                 check: Callable[[Actor, RequestView], None],
-                apply: Callable[[Session, AirlockRequest, RequestView], dict[str, Any]]) -> dict:
+                apply: Callable[[Session, AirlockRequest, RequestView], dict[str, Any]]) -> None:
         """Lock the request, check the policy, apply, audit; a refusal is audited and re-raised.
 
         `apply` returns the audit details; an `audit_action` key among them names another action.
@@ -159,7 +159,6 @@ class Airlock:
         except AirlockError as error:
             self._refused(caller, action, request_id, project, error)
             raise
-        return self.detail(caller, request_id)
 
     # --- the requester -----------------------------------------------------------------------
 
@@ -201,7 +200,8 @@ class Airlock:
                 row.disclosure_controls = _text(disclosure_controls, "disclosure controls applied")
             return {"title": row.title}
 
-        return self._change(caller, request_id, AuditAction.EDIT, policies.check_can_edit, apply)
+        self._change(caller, request_id, AuditAction.EDIT, policies.check_can_edit, apply)
+        return self.detail(caller, request_id)
 
     def add_file(self, caller: Caller, request_id: str, name: str,
                  kind: FileKind | str = FileKind.OUTPUT) -> dict:
@@ -232,7 +232,8 @@ class Airlock:
                                     added_at=utc_now(), checks=checks))
             return {**details, "checks": checks["status"]}
 
-        return self._change(caller, request_id, AuditAction.FILE_ADD, policies.check_can_edit, apply)
+        self._change(caller, request_id, AuditAction.FILE_ADD, policies.check_can_edit, apply)
+        return self.detail(caller, request_id)
 
     def remove_file(self, caller: Caller, request_id: str, name: str) -> dict:
         """Take a file out of a draft or returned request."""
@@ -244,8 +245,9 @@ class Airlock:
             current.removed_at = utc_now()
             return {"file": name, "sha256": current.sha256}
 
-        return self._change(caller, request_id, AuditAction.FILE_REMOVE, policies.check_can_edit,
+        self._change(caller, request_id, AuditAction.FILE_REMOVE, policies.check_can_edit,
                             apply)
+        return self.detail(caller, request_id)
 
     def submit(self, caller: Caller, request_id: str) -> dict:
         """Submit (or resubmit): a new review round, automatic checks stored with every file."""
@@ -258,7 +260,8 @@ class Airlock:
             return {"round": row.round,
                     "files": {name: v["status"] for name, v in sorted(verdicts.items())}}
 
-        return self._change(caller, request_id, AuditAction.SUBMIT, policies.check_can_submit, apply)
+        self._change(caller, request_id, AuditAction.SUBMIT, policies.check_can_submit, apply)
+        return self.detail(caller, request_id)
 
     def withdraw(self, caller: Caller, request_id: str) -> dict:
         """The requester gives the request up."""
@@ -268,8 +271,9 @@ class Airlock:
             row.decided_at = utc_now()
             return {"from": str(view.status)}
 
-        return self._change(caller, request_id, AuditAction.WITHDRAW, policies.check_can_withdraw,
+        self._change(caller, request_id, AuditAction.WITHDRAW, policies.check_can_withdraw,
                             apply)
+        return self.detail(caller, request_id)
 
     # --- automatic checks ------------------------------------------------------------------
 
@@ -332,8 +336,9 @@ class Airlock:
                 existing.vote, existing.time = vote, utc_now()
             return {"file": file_name, "sha256": file.sha256, "vote": str(vote), "round": row.round}
 
-        return self._change(caller, request_id, AuditAction.VOTE,
+        self._change(caller, request_id, AuditAction.VOTE,
                             lambda actor, view: policies.check_can_vote(actor, view, file_name), apply)
+        return self.detail(caller, request_id)
 
     def submit_review(self, caller: Caller, request_id: str) -> dict:
         """A checker finishes their review of this round."""
@@ -344,8 +349,9 @@ class Airlock:
             mine = {f.name: str(f.votes[caller.username]) for f in view.outputs()}
             return {"round": row.round, "votes": mine}
 
-        return self._change(caller, request_id, AuditAction.REVIEW_SUBMIT,
+        self._change(caller, request_id, AuditAction.REVIEW_SUBMIT,
                             policies.check_can_submit_review, apply)
+        return self.detail(caller, request_id)
 
     def comment(self, caller: Caller, request_id: str, text: str, file_name: str | None = None) -> dict:
         """A comment on the request or one of its files."""
@@ -358,7 +364,8 @@ class Airlock:
                                        round=row.round, text=body, time=utc_now()))
             return {"file": file_name, "round": row.round, "length": len(body)}
 
-        return self._change(caller, request_id, AuditAction.COMMENT, policies.check_can_comment, apply)
+        self._change(caller, request_id, AuditAction.COMMENT, policies.check_can_comment, apply)
+        return self.detail(caller, request_id)
 
     def _decide(self, caller: Caller, request_id: str, action: AuditAction, to: RequestStatus,
                 check: Callable[[Actor, RequestView], None]) -> dict:
@@ -366,7 +373,8 @@ class Airlock:
             row.status, row.decided_at = to, utc_now()
             return {"round": row.round, "reviews": sorted(view.independent_reviews())}
 
-        return self._change(caller, request_id, action, check, apply)
+        self._change(caller, request_id, action, check, apply)
+        return self.detail(caller, request_id)
 
     def return_request(self, caller: Caller, request_id: str) -> dict:
         """Send a twice-reviewed request back to its requester for changes."""
@@ -412,7 +420,8 @@ class Airlock:
             return {"bundle_sha256": row.bundle_sha256,
                     "files": {f.name: f.sha256 for f in outputs}}
 
-        return self._change(caller, request_id, AuditAction.RELEASE, policies.check_can_release, apply)
+        self._change(caller, request_id, AuditAction.RELEASE, policies.check_can_release, apply)
+        return self.detail(caller, request_id)
 
     def _disclosure_record(self, session: Session, row: AirlockRequest, view: RequestView,
                            files: list[AirlockFile], caller: Caller, released_at: str) -> dict:
