@@ -3,7 +3,6 @@ audit event in one transaction, and every refusal is audited too. HTTP and pages
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import tempfile
@@ -27,7 +26,7 @@ from lnds_spe.airlock.exceptions import (
     RequestNotFound,
 )
 from lnds_spe.airlock.policies import Actor, FileView, RequestView
-from lnds_spe.airlock.store import FileStore
+from lnds_spe.airlock.store import FileStore, file_sha256
 from lnds_spe.audit import utc_now
 from lnds_spe.db import (
     AirlockComment,
@@ -409,7 +408,7 @@ class Airlock:
             record = self._disclosure_record(session, row, view, files, caller, released_at)
             bundle = self._write_bundle(row.id, paths, record)
             row.status, row.released_at = RequestStatus.RELEASED, released_at
-            row.bundle_sha256, row.bundle_size = _sha256_of(bundle), bundle.stat().st_size
+            row.bundle_sha256, row.bundle_size = file_sha256(bundle), bundle.stat().st_size
             for f in outputs:
                 table = records.count_table_from_csv(f.name, paths[f.name])
                 if table is not None:
@@ -492,7 +491,7 @@ class Airlock:
 
         def apply(session, row, view):
             path = self.bundle_path(row.id)
-            if not path.exists() or _sha256_of(path) != row.bundle_sha256:
+            if not path.exists() or file_sha256(path) != row.bundle_sha256:
                 raise ReleaseIntegrityError(f"the bundle of request {row.id} is missing or does not "
                                             "match its recorded sha256: tell an admin")
             result["path"] = path
@@ -578,14 +577,6 @@ def _summary(row: AirlockRequest) -> dict:
             "updated_at": row.updated_at, "submitted_at": row.submitted_at,
             "decided_at": row.decided_at, "released_at": row.released_at,
             "bundle_sha256": row.bundle_sha256}
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _PAGE_CHECKS = {

@@ -29,6 +29,12 @@ class FrozenFile:
     size: int
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def check_relative_name(name: str) -> str:
     """A file name relative to the outputs folder: no absolute path, no '..', no empty parts."""
     if not name or "\x00" in name or "\\" in name or len(name) > 500:
@@ -115,15 +121,12 @@ class FileStore:
     def verified_path(self, sha256: str, name: str) -> Path:
         """The stored copy, after checking it still hashes to sha256."""
         path = self.path(sha256, name)
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    digest.update(chunk)
+            found = file_sha256(path)
         except FileNotFoundError:
             raise ReleaseIntegrityError(f"the stored copy of {name} ({sha256[:12]}) is missing: "
                                         "the airlock store was tampered with; tell an admin") from None
-        if digest.hexdigest() != sha256:
+        if found != sha256:
             raise ReleaseIntegrityError(f"the stored copy of {name} no longer matches its sha256 "
                                         f"{sha256[:12]}: the airlock store was tampered with")
         return path
