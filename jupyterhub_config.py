@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
 from lnds_spe.airlock.policies import SCOPE_ADMIN, SCOPE_REQUEST, SCOPE_REVIEW  # noqa: E402
 from lnds_spe.config import database_url, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
+from lnds_spe.db import upgrade_database  # noqa: E402
 from lnds_spe.demo import DEMO_USERS, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
@@ -40,6 +41,7 @@ c.JupyterHub.db_url = env("SPE_HUB_DB_URL", f"sqlite:///{HUB_STATE / 'jupyterhub
 c.JupyterHub.cookie_secret_file = str(HUB_STATE / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(HUB_STATE / "proxy.pid")
 REGISTRY_URL = database_url()
+upgrade_database(REGISTRY_URL)  # migrations run at setup and here, never behind a running hub
 
 # --- Where the hub listens ----------------------------------------------------------------------
 # Users reach the proxy; the hub API listens on all addresses so that each project's workspaces

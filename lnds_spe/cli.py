@@ -32,6 +32,8 @@ project_app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 demo_app = typer.Typer(help="The demo project and accounts.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+db_app = typer.Typer(help="The registry database's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 out = Console()
 
@@ -285,6 +287,27 @@ def audit_query(
             table.add_row(str(ev.seq), ev.time, ev.actor, ev.action, ev.project or "",
                           ev.target or "", ev.outcome)
         out.print(table)
+
+
+# Database
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the registry to this SPE's schema (setup and the hub's start run it; stop the hub
+    first when upgrading by hand)."""
+    from lnds_spe.db import upgrade_database
+
+    try:
+        before, after = upgrade_database(database_url())
+    except SPEError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    where = redacted_url(database_url())
+    if before == after:
+        out.print(f"registry at {where} already at schema revision {after}", highlight=False)
+    else:
+        out.print(f"registry at {where} migrated from {before or 'empty'} to {after}",
+                  highlight=False)
 
 
 # Demo

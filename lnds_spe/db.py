@@ -1,9 +1,18 @@
-"""Database plumbing: the SQLAlchemy models, the engine, and migrations to the newest schema."""
+"""Database plumbing: the SQLAlchemy models, the engine, and migrations to the newest schema.
+
+Migrations are explicit: `spe db upgrade`, `./run setup` and the hub's start run them. Every other
+entry point opens the registry as it is and refuses, with one line naming `spe db upgrade`, a
+schema that is behind this code (or ahead of it), so a newer command never migrates a database
+under a running hub. An empty database is the one exception: it is created at the newest schema
+on first use, since nothing can be running on a database with no tables.
+"""
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -19,6 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from lnds_spe.config import redacted_url
+from lnds_spe.errors import SPEError
 
 
 class Base(DeclarativeBase):
@@ -214,10 +226,82 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+class SchemaNotCurrent(SPEError):
+    """The registry's schema is not the one this code needs (behind or ahead of it)."""
+
+
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return config
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    return _scripts().get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision; None for a database without the SPE's tables."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_state(current: str | None, head: str, known: set[str]) -> str:
+    """"empty", "current", "behind" (an older known revision) or "ahead" (one this code lacks)."""
+    if current is None:
+        return "empty"
+    if current == head:
+        return "current"
+    return "behind" if current in known else "ahead"
+
+
+def schema_message(state: str, current: str | None, head: str, url: str) -> str:
+    """The one line telling an admin what to do about a registry that is behind or ahead."""
+    if state == "ahead":
+        return (f"the registry at {url} has schema revision {current}, newer than this SPE knows "
+                f"({head}): upgrade the SPE software before using it")
+    return (f"the registry at {url} has schema revision {current}, this SPE needs {head}: "
+            f"run `spe db upgrade` (with the hub stopped)")
+
+
+def _state_of(engine: Engine) -> tuple[str, str | None, str]:
+    scripts = _scripts()
+    head = scripts.get_current_head()
+    current = current_revision(engine)
+    known = {script.revision for script in scripts.walk_revisions()}
+    return schema_state(current, head, known), current, head
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`, by default the newest (idempotent)."""
+    config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
+
+
+def ensure_schema(engine: Engine, url: str) -> None:
+    """Create an empty database at the newest schema; refuse one behind or ahead of this code."""
+    state, current, head = _state_of(engine)
+    if state == "empty":
+        migrate(engine)
+    elif state != "current":
+        raise SchemaNotCurrent(schema_message(state, current, head, url))
+
+
+def upgrade_database(url: str) -> tuple[str | None, str | None]:
+    """Migrate the database at `url` to the newest schema; its revisions before and after."""
+    engine = make_engine(url)
+    try:
+        state, before, head = _state_of(engine)
+        if state == "ahead":
+            raise SchemaNotCurrent(schema_message(state, before, head, redacted_url(url)))
+        migrate(engine)
+        return before, current_revision(engine)
+    finally:
+        engine.dispose()

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lnds_spe import policy
 from lnds_spe.audit import AuditLog, utc_now
-from lnds_spe.config import DEFAULT_IMAGE, database_url
-from lnds_spe.db import Dataset, Member, Project, make_engine, migrate
+from lnds_spe.config import DEFAULT_IMAGE, database_url, redacted_url
+from lnds_spe.db import Dataset, Member, Project, ensure_schema, make_engine
 from lnds_spe.errors import InvalidStatusTransition, SPEError
 from lnds_spe.policy import ProjectInfo
 
@@ -56,7 +56,7 @@ class Registry:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        migrate(self.engine)
+        ensure_schema(self.engine, redacted_url(url))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.audit = AuditLog(self._sessions)
 

@@ -202,17 +202,10 @@ def test_app_role_cannot_update_or_delete_audit_rows(state, tmp_path):
 
 def test_a_database_from_before_the_key_still_verifies_and_is_keyed_from_then_on(database_url, state):
     """Migration path: events written before revision 0003 keep their sha256 links."""
-    from alembic import command
-    from alembic.config import Config
-
-    from lnds_spe.db import make_engine
+    from lnds_spe.db import make_engine, migrate, upgrade_database
 
     engine = make_engine(database_url)
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parents[2] / "lnds_spe" / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+    migrate(engine, "0002")
     prev = "0" * 64
     with engine.begin() as conn:  # two events as the old code wrote them
         for seq in (1, 2):
@@ -225,7 +218,8 @@ def test_a_database_from_before_the_key_still_verifies_and_is_keyed_from_then_on
             prev = digest
         conn.execute(text("UPDATE audit_head SET seq = 2, hash = :h"), {"h": prev})
     engine.dispose()
-    reg = open_registry(database_url)  # migrates to the keyed chain
+    upgrade_database(database_url)  # `spe db upgrade`: to the keyed chain
+    reg = open_registry(database_url)
     reg.audit.append("new", "test.new")
     assert reg.audit.verify() == (3, None)
     (keyed_from,) = sql(database_url, "SELECT keyed_from FROM audit_chain")[0]
