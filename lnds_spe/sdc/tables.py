@@ -266,8 +266,8 @@ def _extra_flags(
         target = grouped.transform(name)
         at_extreme = (frame[values.name] == target).groupby(
             [frame[k] for k in keys], observed=True).sum()
-        extra[rules.EXTREME_VALUE] = _align(at_extreme, rows, cols, grid, fill=0) < \
-            config.safe_threshold
+        extra[rules.EXTREME_VALUE] = rules.extreme_value_mask(
+            grid.n_values, _align(at_extreme, rows, cols, grid, fill=0), config.safe_threshold)
     if name in ("mode", "agg_mode"):
         units_at_mode = grouped.agg(lambda s: int(s.value_counts().max()) if len(s) else 0)
         extra[rules.MODE] = rules.mode_mask(

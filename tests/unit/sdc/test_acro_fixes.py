@@ -32,6 +32,19 @@ def test_extreme_values_fail_unless_coded(aggfunc):
                             aggfunc=aggfunc).verdict == "pass"
 
 
+@pytest.mark.parametrize("aggfunc", ["max", "min"])
+def test_an_empty_cell_shows_no_extreme_value(aggfunc):
+    # (b, y) has no unit: its max/min is no one's value, so only the threshold flags it.
+    coded = [10.0] * 12 + [20.0] * 12
+    df = pd.DataFrame({"g": ["a"] * 12 + ["b"] * 12, "v": coded,
+                       "s": ["x"] * 6 + ["y"] * 6 + ["x"] * 12})
+    checked = checked_crosstab(df.g, df.s, values=df.v, aggfunc=aggfunc)
+    assert checked.counts.loc["b", "y"] == 0
+    assert not checked.flags[rules.EXTREME_VALUE][1, 1]
+    assert checked.flags[rules.THRESHOLD][1, 1]
+    assert checked.flags[rules.EXTREME_VALUE][0].all()  # six units at the extreme: too few
+
+
 def test_mode_below_threshold_fails():
     df = pd.DataFrame({"g": "a", "s": "x", "v": [1.0] * 3 + list(range(10, 30))})
     assert checked_crosstab(df.g, df.s, values=df.v, aggfunc="mode").verdict == "fail"
