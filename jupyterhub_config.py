@@ -22,7 +22,7 @@ from lnds_spe.demo import DEMO_USERS, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
-from lnds_spe.policy import REVIEW_SERVER, review_spawn_decision, startable_projects  # noqa: E402
+from lnds_spe.policy import REVIEW_SERVER, can_review, startable_projects  # noqa: E402
 
 
 def env(name: str, default: str) -> str:
@@ -68,7 +68,7 @@ def review_server_for_home_page(user) -> str:
         return ""
     checked = registry_at(REGISTRY_URL).projects_of(user.name, "output_checker")
     image = c.SPEPolicyMixin.default_workspace_image
-    return REVIEW_SERVER if review_spawn_decision(checked, image, image).allowed else ""
+    return REVIEW_SERVER if can_review(checked, image, image) else ""
 
 
 c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page,

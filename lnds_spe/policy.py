@@ -2,10 +2,11 @@
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from lnds_spe.errors import InvalidStatusTransition, SPEError
+from lnds_spe.errors import InvalidStatusTransition, SpawnDenied, SPEError
 
 ROLES = ("researcher", "output_checker", "project_admin")
 STATUSES = ("active", "suspended", "closed")
@@ -46,14 +47,6 @@ class ProjectInfo:
     mem_limit: str
     pids_limit: int
     allowed_images: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer to "may this happen?", with the reason shown to the user when it may not."""
-
-    allowed: bool
-    reason: str = ""
 
 
 def check_slug(slug: str) -> str:
@@ -131,43 +124,77 @@ def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int) -> None:
         raise SPEError(f"invalid pids limit {pids_limit}: give 16 to {MAX_PIDS}")
 
 
-def spawn_decision(project: ProjectInfo, roles: set[str], image: str, today: date) -> Decision:
-    """May a user with these roles start this project's workspace with this image today?"""
+def _can(check: Callable[..., None]) -> Callable[..., bool]:
+    """The bool form of a check: True when it raises no SpawnDenied."""
+
+    def can(*args, **kwargs) -> bool:
+        try:
+            check(*args, **kwargs)
+        except SpawnDenied:
+            return False
+        return True
+
+    can.__name__ = check.__name__.replace("check_can_", "can_")
+    can.__doc__ = f"Bool form of {check.__name__}."
+    return can
+
+
+def check_server_name(server: str, chosen: str | None) -> str:
+    """The project a named server starts: its own name; SpawnDenied for the default server or a
+    form that chose another project than the server's."""
+    if not server:
+        raise SpawnDenied("choose a project: start the server named after one of your projects "
+                          "(from the home page or /hub/spawn/<user>/<project>)")
+    if chosen and chosen != server:
+        raise SpawnDenied(f"this server belongs to project {server}, not {chosen}: "
+                          f"start the server named {chosen}")
+    return server
+
+
+def check_can_spawn(project: ProjectInfo, roles: set[str], image: str, today: date) -> None:
+    """A user with these roles may start this project's workspace with this image today, else
+    SpawnDenied with the reason."""
     slug = project.slug
     if "researcher" not in roles:
-        return Decision(False, f"you are not a researcher of project {slug}")
+        raise SpawnDenied(f"you are not a researcher of project {slug}")
     if project.status != "active":
-        return Decision(False, f"project {slug} is {project.status}")
+        raise SpawnDenied(f"project {slug} is {project.status}")
     if today < project.start_date:
-        return Decision(False, f"project {slug} starts on {project.start_date.isoformat()}")
+        raise SpawnDenied(f"project {slug} starts on {project.start_date.isoformat()}")
     if today > project.end_date:
-        return Decision(False, f"project {slug} ended on {project.end_date.isoformat()}")
+        raise SpawnDenied(f"project {slug} ended on {project.end_date.isoformat()}")
     if image not in project.allowed_images:
         allowed = ", ".join(project.allowed_images) or "none"
-        return Decision(False, f"image {image} is not allowed for project {slug} (allowed: {allowed})")
-    return Decision(True)
+        raise SpawnDenied(f"image {image} is not allowed for project {slug} (allowed: {allowed})")
 
 
-def review_spawn_decision(checked: list[ProjectInfo], image: str, review_image: str) -> Decision:
-    """May a user start a review server, given the projects they are an output checker of?
+can_spawn = _can(check_can_spawn)
+
+
+def check_can_review(checked: list[ProjectInfo], image: str, review_image: str) -> None:
+    """A user who checks these projects may start a review server with this image, else
+    SpawnDenied with the reason.
 
     Output checkers are not project members, so they review in a server of their own: the
     workspace image with no project data, allowed while they check at least one project that is
     not closed (a suspended project's requests still need reviewing).
     """
     if not any(p.status != "closed" for p in checked):
-        return Decision(False, "you are not an output checker of any open project: a review "
-                               "server is only for output checkers")
+        raise SpawnDenied("you are not an output checker of any open project: a review server "
+                          "is only for output checkers")
     if image != review_image:
-        return Decision(False, f"image {image} is not the review image ({review_image})")
-    return Decision(True)
+        raise SpawnDenied(f"image {image} is not the review image ({review_image})")
 
 
-def review_server_should_stop(checked: list[ProjectInfo]) -> Decision:
-    """Must a running review server stop now (its user checks no open project any more)?"""
+can_review = _can(check_can_review)
+
+
+def review_server_must_stop(checked: list[ProjectInfo]) -> str | None:
+    """Why a running review server must stop now (its user checks no open project any more),
+    or None while it may run on."""
     if not any(p.status != "closed" for p in checked):
-        return Decision(True, "no longer an output checker of any open project")
-    return Decision(False)
+        return "no longer an output checker of any open project"
+    return None
 
 
 def startable_projects(projects: list[ProjectInfo], today: date) -> list[ProjectInfo]:
@@ -175,12 +202,13 @@ def startable_projects(projects: list[ProjectInfo], today: date) -> list[Project
     return [p for p in projects if p.status == "active" and p.start_date <= today <= p.end_date]
 
 
-def workspace_should_stop(project: ProjectInfo, roles: set[str], today: date) -> Decision:
-    """Must a running workspace of this project stop now (expired, suspended, member removed)?"""
+def must_stop(project: ProjectInfo, roles: set[str], today: date) -> str | None:
+    """Why a running workspace of this project must stop now (expired, suspended, member
+    removed), or None while it may run on."""
     if "researcher" not in roles:
-        return Decision(True, f"no longer a researcher of project {project.slug}")
+        return f"no longer a researcher of project {project.slug}"
     if project.status != "active":
-        return Decision(True, f"project {project.slug} is {project.status}")
+        return f"project {project.slug} is {project.status}"
     if today > project.end_date:
-        return Decision(True, f"project {project.slug} ended on {project.end_date.isoformat()}")
-    return Decision(False)
+        return f"project {project.slug} ended on {project.end_date.isoformat()}"
+    return None

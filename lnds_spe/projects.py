@@ -15,7 +15,7 @@ from lnds_spe import policy
 from lnds_spe.audit import AuditLog, utc_now
 from lnds_spe.config import DEFAULT_IMAGE, database_url, redacted_url
 from lnds_spe.db import Dataset, Member, Project, ensure_schema, make_engine
-from lnds_spe.errors import InvalidStatusTransition, SPEError
+from lnds_spe.errors import InvalidStatusTransition, ProjectNotFound, SPEError
 from lnds_spe.policy import ProjectInfo
 
 
@@ -68,7 +68,7 @@ class Registry:
     def _project_row(self, session: Session, slug: str) -> Project:
         row = session.execute(select(Project).where(Project.slug == slug)).scalar_one_or_none()
         if row is None:
-            raise SPEError(f"unknown project {slug!r}: see `spe project list`")
+            raise ProjectNotFound(f"unknown project {slug!r}: see `spe project list`")
         return row
 
     # Projects
@@ -102,7 +102,7 @@ class Registry:
         return info
 
     def get_project(self, slug: str) -> ProjectInfo:
-        """One project; SPEError if unknown."""
+        """One project; ProjectNotFound if unknown."""
         with self._sessions() as session:
             return _project_info(self._project_row(session, slug))
 

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import date
 
-from lnds_spe.errors import SPEError
-from lnds_spe.policy import REVIEW_SERVER, Decision, review_server_should_stop, workspace_should_stop
+from lnds_spe.errors import ProjectNotFound
+from lnds_spe.policy import REVIEW_SERVER, must_stop, review_server_must_stop
 from lnds_spe.projects import Registry, open_registry
 
 ACTOR = "system:lifecycle"
@@ -42,17 +42,19 @@ def running_workspaces(users: list[dict]) -> list[RunningWorkspace]:
     return found
 
 
-def stop_decision(registry: Registry, workspace: RunningWorkspace, today: date) -> Decision:
-    """Must this workspace stop now? Unknown projects and unnamed servers always must."""
+def stop_reason(registry: Registry, workspace: RunningWorkspace, today: date) -> str | None:
+    """Why this workspace must stop now, or None while it may run on. Unnamed servers and
+    servers of projects the registry does not know always must; any other registry error
+    propagates (the round fails and is retried), never read as "no project"."""
     if not workspace.server:
-        return Decision(True, "a workspace must be named after a project")
+        return "a workspace must be named after a project"
     if workspace.server == REVIEW_SERVER:
-        return review_server_should_stop(registry.projects_of(workspace.user, "output_checker"))
+        return review_server_must_stop(registry.projects_of(workspace.user, "output_checker"))
     try:
         project = registry.get_project(workspace.server)
-    except SPEError:
-        return Decision(True, f"there is no project {workspace.server}")
-    return workspace_should_stop(project, registry.roles_of(project.slug, workspace.user), today)
+    except ProjectNotFound:
+        return f"there is no project {workspace.server}"
+    return must_stop(project, registry.roles_of(project.slug, workspace.user), today)
 
 
 class HubAPI:
@@ -89,17 +91,17 @@ def enforce_once(api: HubAPI, registry: Registry, today: date) -> list[tuple[Run
     """Stop every running workspace that must stop; returns (workspace, reason) for each."""
     stopped = []
     for workspace in running_workspaces(api.users_with_servers()):
-        decision = stop_decision(registry, workspace, today)
-        if not decision.allowed:
+        reason = stop_reason(registry, workspace, today)
+        if reason is None:
             continue
         status = api.stop_server(workspace.user, workspace.server)
         outcome = "ok" if status in (202, 204) else "error"
         registry.audit.append(ACTOR, "workspace.expire", project=workspace.server or None,
                               target=workspace.user, outcome=outcome,
-                              details={"reason": decision.reason, "hub_status": status})
+                              details={"reason": reason, "hub_status": status})
         log.info("stopped %s/%s: %s (hub answered %s)", workspace.user, workspace.server,
-                 decision.reason, status)
-        stopped.append((workspace, decision.reason))
+                 reason, status)
+        stopped.append((workspace, reason))
     return stopped
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from kubespawner import KubeSpawner
 from traitlets import Dict, Unicode
 
+from lnds_spe.errors import SpawnDenied
 from lnds_spe.hub import lockdown
-from lnds_spe.hub.spawner import SpawnRefused, SPEPolicyMixin
+from lnds_spe.hub.spawner import SPEPolicyMixin
 from lnds_spe.policy import ProjectInfo
 
 
@@ -87,8 +88,7 @@ class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
             reason = (f"project {project.slug} has datasets, and this hub cannot hand prepared "
                       "data to pods: an administrator must set SPEKubeSpawner.state_claim (a "
                       "shared claim holding the hub's state dir)")
-            self.audit("workspace.spawn_denied", outcome="denied", details={"reason": reason})
-            raise SpawnRefused(reason)
+            raise self.refuse(SpawnDenied(reason), self.requested_image())
         return super().prepare_data(project)
 
     def network_policy_manifest(self, project: ProjectInfo) -> dict:

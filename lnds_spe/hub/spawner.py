@@ -23,7 +23,7 @@ from tornado import web
 from traitlets import Bool, Callable, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from lnds_spe.errors import SPEError
+from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
 from lnds_spe.hub.datasets import (
     ensure_outputs_dir,
@@ -33,8 +33,9 @@ from lnds_spe.hub.datasets import (
 from lnds_spe.policy import (
     REVIEW_SERVER,
     ProjectInfo,
-    review_spawn_decision,
-    spawn_decision,
+    check_can_review,
+    check_can_spawn,
+    check_server_name,
     startable_projects,
 )
 from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
@@ -175,46 +176,38 @@ class SPEPolicyMixin(LoggingConfigurable):
         self.registry.audit.append(self.user.name, action, project=project,
                                    target=self.user.name, outcome=outcome, details=details)
 
+    def refuse(self, denied: SpawnDenied, image: str) -> SpawnRefused:
+        """Audit a refused start and turn it into the refusal the user sees."""
+        self.audit("workspace.spawn_denied", outcome="denied",
+                   details={"reason": str(denied), "image": image})
+        return SpawnRefused(str(denied))
+
     def authorize_review(self) -> None:
         """Allow the review server, or SpawnRefused (audited) with the reason the user sees."""
         image = self.requested_image()
         checked = self.registry.projects_of(self.user.name, "output_checker")
-        decision = review_spawn_decision(checked, image, self.default_workspace_image)
-        if not decision.allowed:
-            self.audit("workspace.spawn_denied", outcome="denied",
-                       details={"reason": decision.reason, "image": image})
-            raise SpawnRefused(decision.reason)
+        try:
+            check_can_review(checked, image, self.default_workspace_image)
+        except SpawnDenied as denied:
+            raise self.refuse(denied, image) from None
+
+    def project_to_start(self, image: str) -> ProjectInfo:
+        """The project this server starts, if the policy allows it; SpawnDenied says why not."""
+        slug = check_server_name(self.name, self.user_options.get("project"))
+        try:
+            project = self.registry.get_project(slug)
+        except ProjectNotFound:
+            raise SpawnDenied(f"there is no project {slug}") from None
+        check_can_spawn(project, self.registry.roles_of(slug, self.user.name), image, _today())
+        return project
 
     def authorize_spawn(self) -> ProjectInfo:
         """The project to start, or SpawnRefused (audited) with the reason the user sees."""
         image = self.requested_image()
-        if not self.name:
-            reason = ("choose a project: start the server named after one of your projects "
-                      "(from the home page or /hub/spawn/<user>/<project>)")
-            self.audit("workspace.spawn_denied", outcome="denied",
-                       details={"reason": reason, "image": image})
-            raise SpawnRefused(reason)
-        chosen = self.user_options.get("project")
-        if chosen and chosen != self.name:
-            reason = (f"this server belongs to project {self.name}, not {chosen}: "
-                      f"start the server named {chosen}")
-            self.audit("workspace.spawn_denied", outcome="denied",
-                       details={"reason": reason, "image": image})
-            raise SpawnRefused(reason)
         try:
-            project = self.registry.get_project(self.name)
-        except SPEError:
-            reason = f"there is no project {self.name}"
-            self.audit("workspace.spawn_denied", outcome="denied",
-                       details={"reason": reason, "image": image})
-            raise SpawnRefused(reason) from None
-        roles = self.registry.roles_of(project.slug, self.user.name)
-        decision = spawn_decision(project, roles, image, _today())
-        if not decision.allowed:
-            self.audit("workspace.spawn_denied", outcome="denied",
-                       details={"reason": decision.reason, "image": image})
-            raise SpawnRefused(decision.reason)
-        return project
+            return self.project_to_start(image)
+        except SpawnDenied as denied:
+            raise self.refuse(denied, image) from None
 
     def prepare_data(self, project: ProjectInfo) -> dict[str, str]:
         """Prepare the project's datasets on the hub side: {dataset name: host path}."""

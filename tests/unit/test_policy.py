@@ -6,8 +6,8 @@ from datetime import date
 import pytest
 
 from lnds_spe import policy
-from lnds_spe.errors import SPEError
-from lnds_spe.policy import ProjectInfo, spawn_decision, workspace_should_stop
+from lnds_spe.errors import SpawnDenied, SPEError
+from lnds_spe.policy import ProjectInfo, can_spawn, check_can_spawn, must_stop
 
 PROJECT = ProjectInfo("cohort", "Cohort", "", date(2026, 1, 1), date(2026, 12, 31), "active",
                       1.0, "2G", 512, ("localhost/ws:1",))
@@ -58,17 +58,36 @@ DAY = date(2026, 6, 1)
     (PROJECT, {"researcher"}, "evil:latest", DAY, "image evil:latest is not allowed"),
 ])
 def test_spawn_refusals_give_the_reason(project, roles, image, today, reason):
-    decision = spawn_decision(project, roles, image, today)
-    assert not decision.allowed and reason in decision.reason
+    with pytest.raises(SpawnDenied, match=reason):
+        check_can_spawn(project, roles, image, today)
+    assert not can_spawn(project, roles, image, today)
 
 
 def test_spawn_allowed_on_first_and_last_day():
     for day in (PROJECT.start_date, PROJECT.end_date):
-        assert spawn_decision(PROJECT, {"researcher"}, "localhost/ws:1", day).allowed
+        assert can_spawn(PROJECT, {"researcher"}, "localhost/ws:1", day)
 
 
 def test_running_workspace_stops_when_expired_suspended_or_member_removed():
-    assert not workspace_should_stop(PROJECT, {"researcher"}, DAY).allowed
-    assert workspace_should_stop(PROJECT, set(), DAY).allowed
-    assert workspace_should_stop(replace(PROJECT, status="closed"), {"researcher"}, DAY).allowed
-    assert workspace_should_stop(PROJECT, {"researcher"}, date(2027, 1, 1)).allowed
+    assert must_stop(PROJECT, {"researcher"}, DAY) is None
+    assert "no longer a researcher" in must_stop(PROJECT, set(), DAY)
+    assert "is closed" in must_stop(replace(PROJECT, status="closed"), {"researcher"}, DAY)
+    assert "ended on" in must_stop(PROJECT, {"researcher"}, date(2027, 1, 1))
+
+
+def test_server_name_is_the_project():
+    assert policy.check_server_name("cohort", None) == "cohort"
+    assert policy.check_server_name("cohort", "cohort") == "cohort"
+    with pytest.raises(SpawnDenied, match="choose a project"):
+        policy.check_server_name("", None)
+    with pytest.raises(SpawnDenied, match="belongs to project cohort, not other"):
+        policy.check_server_name("cohort", "other")
+
+
+def test_named_errors_are_still_spe_errors():
+    """Existing `except SPEError` handlers keep catching every named error."""
+    from lnds_spe import errors
+
+    named = [errors.ProjectNotFound, errors.SpawnDenied, errors.DatasetUnavailable,
+             errors.InvalidStatusTransition]
+    assert all(issubclass(error, SPEError) for error in named)

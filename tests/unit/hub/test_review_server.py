@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from lnds_spe import policy
-from lnds_spe.errors import SPEError
+from lnds_spe.errors import SpawnDenied, SPEError
 from lnds_spe.hub import lockdown
-from lnds_spe.hub.enforcer import RunningWorkspace, stop_decision
+from lnds_spe.hub.enforcer import RunningWorkspace, stop_reason
 from lnds_spe.hub.firewall import chain_rules
 from lnds_spe.hub.spawner import SpawnRefused, SPEDockerSpawner
 from lnds_spe.projects import DEFAULT_IMAGE, open_registry
@@ -29,17 +29,17 @@ def test_review_is_a_reserved_slug():
 
 
 def test_review_decision_needs_an_open_checked_project_and_the_review_image():
-    assert not policy.review_spawn_decision([], "img", "img").allowed
-    assert not policy.review_spawn_decision([project("p", "closed")], "img", "img").allowed
-    assert policy.review_spawn_decision([project("p", "suspended")], "img", "img").allowed
-    refused = policy.review_spawn_decision([project("p")], "other", "img")
-    assert not refused.allowed and "other" in refused.reason
-    assert policy.review_spawn_decision([project("p"), project("q", "closed")], "img", "img").allowed
+    assert not policy.can_review([], "img", "img")
+    assert not policy.can_review([project("p", "closed")], "img", "img")
+    assert policy.can_review([project("p", "suspended")], "img", "img")
+    with pytest.raises(SpawnDenied, match="image other is not the review image"):
+        policy.check_can_review([project("p")], "other", "img")
+    assert policy.can_review([project("p"), project("q", "closed")], "img", "img")
 
 
 def test_review_server_stops_when_nothing_is_left_to_check():
-    assert policy.review_server_should_stop([project("p", "closed")]).allowed
-    assert not policy.review_server_should_stop([project("p")]).allowed
+    assert "no longer an output checker" in policy.review_server_must_stop([project("p", "closed")])
+    assert policy.review_server_must_stop([project("p")]) is None
 
 
 def test_firewall_opens_each_allowed_port_once_then_rejects():
@@ -99,6 +99,21 @@ def test_server_tokens_carry_the_airlock_scope_of_their_kind(registry, tmp_path)
 
 
 def test_enforcer_keeps_a_checkers_review_server_and_stops_anyone_elses(registry):
-    keep = stop_decision(registry, RunningWorkspace("cat", "review"), date.today())
-    stop = stop_decision(registry, RunningWorkspace("ann", "review"), date.today())
-    assert not keep.allowed and stop.allowed
+    keep = stop_reason(registry, RunningWorkspace("cat", "review"), date.today())
+    stop = stop_reason(registry, RunningWorkspace("ann", "review"), date.today())
+    assert keep is None and "no longer an output checker" in stop
+
+
+def test_enforcer_stops_only_for_a_missing_project_not_for_any_registry_error(registry,
+                                                                               monkeypatch):
+    """A project the registry does not know must stop; a registry that fails for another reason
+    must not be read as "no project" (the round fails and is retried)."""
+    gone = stop_reason(registry, RunningWorkspace("ann", "nope"), date.today())
+    assert gone == "there is no project nope"
+
+    def unavailable(slug):
+        raise SPEError(f"registry unavailable while reading {slug}")
+
+    monkeypatch.setattr(registry, "get_project", unavailable)
+    with pytest.raises(SPEError, match="registry unavailable"):
+        stop_reason(registry, RunningWorkspace("ann", "live"), date.today())

@@ -123,3 +123,18 @@ def test_prepared_data_folders_never_shared_between_users(registry, tmp_path):
                                 user_options={}).workspace_data_dir()
                for name in ("j.smith", "j_smith", "J@Smith")}
     assert len(folders) == 3
+
+
+def test_a_failing_registry_is_not_read_as_no_project(registry, tmp_path, monkeypatch):
+    """Only ProjectNotFound means "there is no project"; another registry error is not a refusal
+    blaming the project, and the start still does not happen."""
+    from lnds_spe.errors import SPEError
+
+    live = spawner(registry, tmp_path, "live")
+
+    def unavailable(slug):
+        raise SPEError(f"registry unavailable while reading {slug}")
+
+    monkeypatch.setattr(live.registry, "get_project", unavailable)
+    with pytest.raises(SPEError, match="registry unavailable"):
+        live.authorize_spawn()
