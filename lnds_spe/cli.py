@@ -97,14 +97,36 @@ def project_create(
     mem: Annotated[str, typer.Option(help="Memory per workspace, e.g. 4G.")] = "2G",
     pids: Annotated[int, typer.Option(help="Process limit per workspace.")] = 512,
     image: Annotated[list[str] | None, typer.Option(help="Allowed workspace image (repeat).")] = None,
+    home_quota: Annotated[str, typer.Option(help="Size of each member's home volume, e.g. 5G.")]
+    = "5G",
+    outputs_quota: Annotated[str, typer.Option(help="Size of the project's outputs, e.g. 10G.")]
+    = "10G",
 ) -> None:
     """Create a project."""
     with _registry() as reg:
         info = reg.create_project(slug, title, _parse_date(start, "--start"),
                                   _parse_date(end, "--end"), actor=_actor(),
                                   description=description, cpu_limit=cpu, mem_limit=mem,
-                                  pids_limit=pids, allowed_images=image or [DEFAULT_IMAGE])
+                                  pids_limit=pids, allowed_images=image or [DEFAULT_IMAGE],
+                                  home_quota=home_quota, outputs_quota=outputs_quota)
         out.print(f"created project {info.slug} ({info.start_date} to {info.end_date})")
+
+
+@project_app.command("update")
+def project_update(
+    slug: str,
+    home_quota: Annotated[str | None, typer.Option(
+        help="Size of each member's home volume, e.g. 5G (a larger one applies to existing "
+             "homes at their next start; a smaller one to new homes).")] = None,
+    outputs_quota: Annotated[str | None, typer.Option(
+        help="Size of the project's outputs, e.g. 10G.")] = None,
+) -> None:
+    """Change a project's quotas."""
+    with _registry() as reg:
+        info = reg.set_quotas(slug, actor=_actor(), home_quota=home_quota,
+                              outputs_quota=outputs_quota)
+        out.print(f"project {slug}: home quota {info.home_quota}, outputs quota "
+                  f"{info.outputs_quota}")
 
 
 @project_app.command("list")
@@ -126,7 +148,8 @@ def _project_dict(p) -> dict:
     return {"slug": p.slug, "title": p.title, "description": p.description,
             "start_date": p.start_date.isoformat(), "end_date": p.end_date.isoformat(),
             "status": p.status, "cpu_limit": p.cpu_limit, "mem_limit": p.mem_limit,
-            "pids_limit": p.pids_limit, "allowed_images": list(p.allowed_images)}
+            "pids_limit": p.pids_limit, "allowed_images": list(p.allowed_images),
+            "home_quota": p.home_quota, "outputs_quota": p.outputs_quota}
 
 
 @project_app.command("show")
@@ -314,7 +337,7 @@ def db_upgrade() -> None:
 
 @demo_app.command("init")
 def demo_init() -> None:
-    """Create the demo project, members, dataset and passwords (only what is missing)."""
+    """Create the demo project, members, dataset and one password per account (only what is missing)."""
     from lnds_spe.demo import init_demo  # pandas and numpy make the demo's data
 
     with _registry() as reg:
@@ -324,9 +347,9 @@ def demo_init() -> None:
             return
         table = Table("user", "roles", "password", title="Demo accounts (shown once)")
         for user, roles in accounts["users"].items():
-            table.add_row(user, ", ".join(roles), accounts["user_password"])
+            table.add_row(user, ", ".join(roles), accounts["passwords"][user])
         for admin in accounts["admins"]:
-            table.add_row(admin, "admin", accounts["admin_password"])
+            table.add_row(admin, "admin", accounts["passwords"][admin])
         out.print(table)
 
 

@@ -49,6 +49,8 @@ class Project(Base):
     cpu_limit: Mapped[float] = mapped_column(Float)
     mem_limit: Mapped[str] = mapped_column(String(16))
     pids_limit: Mapped[int] = mapped_column(Integer)
+    home_quota: Mapped[str] = mapped_column(String(16), default="5G")
+    outputs_quota: Mapped[str] = mapped_column(String(16), default="10G")
     allowed_images: Mapped[list] = mapped_column(JSON)
     created_at: Mapped[str] = mapped_column(String(40))
     members: Mapped[list["Member"]] = relationship(back_populates="project")

@@ -21,6 +21,9 @@ MAX_CPU = 1024.0
 MAX_PIDS = 4_194_304
 MAX_MEM_BYTES = 4 * 1024**4
 _MEM_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+# A home volume or outputs folder: at least room for a small filesystem, at most 4 TiB.
+MIN_QUOTA_BYTES = 16 * 1024**2
+MAX_QUOTA_BYTES = 4 * 1024**4
 
 # JupyterHub server names are at most 30 lowercase characters; a project slug names a server.
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$|^[a-z]$")
@@ -47,6 +50,8 @@ class ProjectInfo:
     mem_limit: str
     pids_limit: int
     allowed_images: tuple[str, ...]
+    home_quota: str = "5G"
+    outputs_quota: str = "10G"
 
 
 def check_slug(slug: str) -> str:
@@ -111,8 +116,22 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
-def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int) -> None:
-    """Resource limits a container engine accepts."""
+def quota_bytes(quota: str) -> int:
+    """Bytes in a quota such as '5G' (K, M, G are powers of 1024); 0 when malformed."""
+    return int(quota[:-1]) * _MEM_UNITS[quota[-1]] if _MEMORY.match(quota or "") else 0
+
+
+def check_quota(quota: str, what: str) -> str:
+    """A size limit of a home volume or an outputs folder: 16M to 4096G."""
+    if not MIN_QUOTA_BYTES <= quota_bytes(quota) <= MAX_QUOTA_BYTES:
+        raise SPEError(f"invalid {what} quota {quota!r}: use a number with K, M or G, from 16M "
+                       "to 4096G, e.g. 5G")
+    return quota
+
+
+def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int, home_quota: str = "5G",
+                 outputs_quota: str = "10G") -> None:
+    """Resource limits a container engine accepts, and the home and outputs quotas."""
     if not (math.isfinite(cpu_limit) and 0 < cpu_limit <= MAX_CPU):
         raise SPEError(f"invalid CPU limit {cpu_limit}: give a number of cores above 0 and at "
                        f"most {MAX_CPU:g}, e.g. 1.5")
@@ -122,6 +141,17 @@ def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int) -> None:
                        "most 4096G, e.g. 4G")
     if not 16 <= pids_limit <= MAX_PIDS:
         raise SPEError(f"invalid pids limit {pids_limit}: give 16 to {MAX_PIDS}")
+    check_quota(home_quota, "home")
+    check_quota(outputs_quota, "outputs")
+
+
+def outputs_over_quota(project: ProjectInfo, used_bytes: int) -> str | None:
+    """Why a project's outputs folder holding `used_bytes` is over its quota, or None."""
+    if used_bytes <= quota_bytes(project.outputs_quota):
+        return None
+    return (f"the outputs of project {project.slug} hold {used_bytes / 1024**2:.1f} MiB, over "
+            f"their quota of {project.outputs_quota}: ask a project administrator to raise it "
+            f"(spe project update {project.slug} --outputs-quota SIZE) or to remove files")
 
 
 def _can(check: Callable[..., None]) -> Callable[..., bool]:

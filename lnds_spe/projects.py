@@ -42,7 +42,7 @@ class DatasetInfo:
 def _project_info(row: Project) -> ProjectInfo:
     return ProjectInfo(row.slug, row.title, row.description, row.start_date, row.end_date,
                        row.status, row.cpu_limit, row.mem_limit, row.pids_limit,
-                       tuple(row.allowed_images))
+                       tuple(row.allowed_images), row.home_quota, row.outputs_quota)
 
 
 def _dataset_info(row: Dataset) -> DatasetInfo:
@@ -76,11 +76,12 @@ class Registry:
     def create_project(self, slug: str, title: str, start_date: date, end_date: date, *,
                        actor: str, description: str = "", cpu_limit: float = 1.0,
                        mem_limit: str = "2G", pids_limit: int = 512,
-                       allowed_images: Iterable[str] = (DEFAULT_IMAGE,)) -> ProjectInfo:
+                       allowed_images: Iterable[str] = (DEFAULT_IMAGE,), home_quota: str = "5G",
+                       outputs_quota: str = "10G") -> ProjectInfo:
         """Create an active project; refuses a taken or invalid slug, bad dates or limits."""
         policy.check_slug(slug)
         policy.check_dates(start_date, end_date)
-        policy.check_limits(cpu_limit, mem_limit, pids_limit)
+        policy.check_limits(cpu_limit, mem_limit, pids_limit, home_quota, outputs_quota)
         images = list(allowed_images)
         if not images or not all(images):
             raise SPEError("a project needs at least one allowed image: pass --image NAME")
@@ -92,14 +93,34 @@ class Registry:
             row = Project(slug=slug, title=title, description=description, start_date=start_date,
                           end_date=end_date, status="active", cpu_limit=cpu_limit,
                           mem_limit=mem_limit, pids_limit=pids_limit, allowed_images=images,
+                          home_quota=home_quota, outputs_quota=outputs_quota,
                           created_at=utc_now())
             session.add(row)
             info = _project_info(row)
             self.audit.append_in(session, actor, "project.create", project=slug, details={
                 "title": title, "start_date": start_date.isoformat(),
                 "end_date": end_date.isoformat(), "cpu_limit": cpu_limit,
-                "mem_limit": mem_limit, "pids_limit": pids_limit, "allowed_images": images})
+                "mem_limit": mem_limit, "pids_limit": pids_limit, "allowed_images": images,
+                "home_quota": home_quota, "outputs_quota": outputs_quota})
         return info
+
+    def set_quotas(self, slug: str, *, actor: str, home_quota: str | None = None,
+                   outputs_quota: str | None = None) -> ProjectInfo:
+        """Change a project's home and/or outputs quota; audited `project.quota`."""
+        changes = {"home_quota": home_quota, "outputs_quota": outputs_quota}
+        changes = {name: value for name, value in changes.items() if value is not None}
+        if not changes:
+            raise SPEError("nothing to change: pass --home-quota SIZE and/or --outputs-quota SIZE")
+        for name, value in changes.items():
+            policy.check_quota(value, name.removesuffix("_quota"))
+        with self._sessions.begin() as session:
+            row = self._project_row(session, slug)
+            before = {name: getattr(row, name) for name in changes}
+            for name, value in changes.items():
+                setattr(row, name, value)
+            self.audit.append_in(session, actor, "project.quota", project=slug,
+                                 details={"from": before, "to": changes})
+            return _project_info(row)
 
     def get_project(self, slug: str) -> ProjectInfo:
         """One project; ProjectNotFound if unknown."""
