@@ -116,14 +116,15 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
-def quota_bytes(quota: str) -> int:
-    """Bytes in a quota such as '5G' (K, M, G are powers of 1024); 0 when malformed."""
-    return int(quota[:-1]) * _MEM_UNITS[quota[-1]] if _MEMORY.match(quota or "") else 0
+def size_bytes(size: str) -> int:
+    """Bytes in a memory limit or quota such as '5G' (K, M, G are powers of 1024); 0 when
+    malformed."""
+    return int(size[:-1]) * _MEM_UNITS[size[-1]] if _MEMORY.match(size or "") else 0
 
 
 def check_quota(quota: str, what: str) -> str:
     """A size limit of a home volume or an outputs folder: 16M to 4096G."""
-    if not MIN_QUOTA_BYTES <= quota_bytes(quota) <= MAX_QUOTA_BYTES:
+    if not MIN_QUOTA_BYTES <= size_bytes(quota) <= MAX_QUOTA_BYTES:
         raise SPEError(f"invalid {what} quota {quota!r}: use a number with K, M or G, from 16M "
                        "to 4096G, e.g. 5G")
     return quota
@@ -135,8 +136,7 @@ def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int, home_quota: 
     if not (math.isfinite(cpu_limit) and 0 < cpu_limit <= MAX_CPU):
         raise SPEError(f"invalid CPU limit {cpu_limit}: give a number of cores above 0 and at "
                        f"most {MAX_CPU:g}, e.g. 1.5")
-    if (not _MEMORY.match(mem_limit or "")
-            or int(mem_limit[:-1]) * _MEM_UNITS[mem_limit[-1]] > MAX_MEM_BYTES):
+    if not 0 < size_bytes(mem_limit) <= MAX_MEM_BYTES:
         raise SPEError(f"invalid memory limit {mem_limit!r}: use a number with K, M or G, at "
                        "most 4096G, e.g. 4G")
     if not 16 <= pids_limit <= MAX_PIDS:
@@ -147,7 +147,7 @@ def check_limits(cpu_limit: float, mem_limit: str, pids_limit: int, home_quota: 
 
 def outputs_over_quota(project: ProjectInfo, used_bytes: int) -> str | None:
     """Why a project's outputs folder holding `used_bytes` is over its quota, or None."""
-    if used_bytes <= quota_bytes(project.outputs_quota):
+    if used_bytes <= size_bytes(project.outputs_quota):
         return None
     return (f"the outputs of project {project.slug} hold {used_bytes / 1024**2:.1f} MiB, over "
             f"their quota of {project.outputs_quota}: ask a project administrator to raise it "

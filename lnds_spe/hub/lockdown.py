@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from lnds_spe.policy import ProjectInfo
+from lnds_spe.policy import ProjectInfo, size_bytes
 
 WORKSPACE_UID = 1000
 WORKSPACE_GID = 1000
@@ -21,8 +21,6 @@ LABEL_PROJECT = "org.lnds-spe.project"
 LABEL_USER = "org.lnds-spe.user"
 LABEL_REVIEW = "org.lnds-spe.review"
 
-_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
-_MEMORY = re.compile(r"^([1-9][0-9]*)([KMG])$")
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
 
 
@@ -37,10 +35,10 @@ class Limits:
 
 def memory_bytes(text: str) -> int:
     """Bytes in a memory limit such as '2G' (K, M, G are powers of 1024)."""
-    match = _MEMORY.match(text)
-    if not match:
+    size = size_bytes(text)
+    if not size:
         raise ValueError(f"memory limit {text!r} is not a number followed by K, M or G")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    return size
 
 
 def project_limits(project: ProjectInfo) -> Limits:
