@@ -13,13 +13,26 @@ class AnalysisInputError(SPEError, ValueError):
     """An analysis helper was given an argument of the wrong shape, dtype or content."""
 
 
+def one_arrow_array(value: Any) -> Any:
+    """An Arrow ChunkedArray as one Array: its only chunk (no copy) or its chunks combined,
+    dictionaries unified first; any other value unchanged."""
+    import pyarrow as pa
+
+    if not isinstance(value, pa.ChunkedArray):
+        return value
+    if value.num_chunks == 1:
+        return value.chunk(0)
+    if pa.types.is_dictionary(value.type):
+        value = value.unify_dictionaries()
+    return value.combine_chunks()
+
+
 def _arrow_to_numpy(value: Any, name: str) -> np.ndarray | None:
     """A numpy view of an Arrow Array/ChunkedArray (zero-copy when it has one chunk, no nulls)."""
     module = type(value).__module__
     if not module.startswith("pyarrow"):
         return None
-    if hasattr(value, "combine_chunks"):
-        value = value.combine_chunks() if value.num_chunks != 1 else value.chunk(0)
+    value = one_arrow_array(value)
     if value.null_count:
         import pyarrow as pa
 

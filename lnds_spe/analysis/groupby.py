@@ -8,7 +8,13 @@ from typing import Any
 import numba
 import numpy as np
 
-from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
+from lnds_spe.analysis._inputs import (
+    AnalysisInputError,
+    column,
+    one_arrow_array,
+    thread_count,
+    to_numpy,
+)
 from lnds_spe.analysis._reduce import fused_reduce, slot_layout
 from lnds_spe.analysis._strings import apply_remap, factorize_parallel, first_seen_remap
 
@@ -80,8 +86,7 @@ def _int_keys(keys: Any) -> tuple[np.ndarray, int | None]:
     if type(keys).__module__.startswith("pyarrow"):
         import pyarrow as pa
 
-        if isinstance(keys, pa.ChunkedArray) and pa.types.is_dictionary(keys.type):
-            keys = keys.unify_dictionaries().combine_chunks()
+        keys = one_arrow_array(keys)
         if isinstance(keys, pa.DictionaryArray):
             if keys.null_count:
                 raise AnalysisInputError(f"keys: {keys.null_count} null(s); fill them first")
@@ -200,14 +205,12 @@ def time_bucket(times: Any, values: Any, bucket: str | int = "hour", keys: Any =
 
 
 def _arrow_string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any] | None:
-    """Offsets, aligned 8-byte words and bytes of an Arrow (large_)string array, else None.
+    """Offsets, aligned 8-byte words and bytes of an Arrow (large_)string Array, else None.
 
-    Nothing is copied unless the array has several chunks or is a string view.
+    Nothing is copied unless the array is a string view.
     """
     import pyarrow as pa
 
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_string_view(arr.type):
         arr = arr.cast(pa.large_string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
@@ -269,8 +272,7 @@ def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.nda
     if type(source).__module__.startswith("pyarrow"):
         import pyarrow as pa
 
-        if isinstance(source, pa.ChunkedArray) and pa.types.is_dictionary(source.type):
-            source = source.unify_dictionaries().combine_chunks()
+        source = one_arrow_array(source)
         if isinstance(source, pa.DictionaryArray):
             return _factorize_dictionary(source, threads)
         buffers = _arrow_string_buffers(source)

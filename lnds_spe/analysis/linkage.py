@@ -12,9 +12,6 @@ from numba.extending import intrinsic
 
 from lnds_spe.analysis._inputs import AnalysisInputError, positive_int, thread_count, to_numpy
 
-FILTER_BITS = 1024
-_WORDS = FILTER_BITS // 64
-
 
 @intrinsic
 def _ctpop64(typingctx, value):

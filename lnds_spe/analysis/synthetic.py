@@ -158,14 +158,6 @@ def groupby_table(n_rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def key_labels(codes: np.ndarray, prefix: str = "id") -> np.ndarray:
-    """String labels like 'id042' for int codes (for string-key group-by benchmarks)."""
-    width = len(str(int(codes.max()))) if codes.size else 1
-    labels = np.array([f"{prefix}{i:0{width}d}" for i in range(int(codes.max()) + 1)],
-                      dtype=object)
-    return labels[codes]
-
-
 def census_microdata(n_rows: int, seed: int = 0, n_regions: int = 12, n_age_bands: int = 20,
                      dominant_fraction: float = 2e-4) -> dict[str, np.ndarray]:
     """Census-like microdata for SDC: region × age band × sex, Zipf-skewed, lognormal income.

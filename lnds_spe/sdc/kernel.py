@@ -35,11 +35,6 @@ class CellStats:
     negatives: np.ndarray
     missing: np.ndarray
 
-    def mean(self) -> np.ndarray:
-        """Mean of the non-missing values per cell (NaN for cells without any)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.n_values > 0, self.total / self.n_values, np.nan)
-
 
 @numba.njit(cache=True, inline="always")
 def _insert_top(acc: np.ndarray, base: int, k: int, value: float) -> None:

@@ -117,11 +117,6 @@ def mode_mask(units_at_mode: np.ndarray, threshold: int) -> np.ndarray:
     return np.asarray(units_at_mode) < threshold
 
 
-def percentile_mask(counts: np.ndarray, threshold: int) -> np.ndarray:
-    """A median or other percentile needs at least the threshold count of units in its group."""
-    return np.asarray(counts) < threshold
-
-
 def round_to_base(values: np.ndarray, base: int) -> np.ndarray:
     """Round to the nearest multiple of base (halves away from zero, as checkers expect)."""
     values = np.asarray(values, dtype=float)
