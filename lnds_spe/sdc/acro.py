@@ -86,7 +86,35 @@ def _variable_names(keys: list, values: Any) -> dict[str, Any]:
 
 
 class ACRO:
-    """Checks each output as it is made; `finalise` writes the folder checkers review."""
+    """Checks each output as it is made; `finalise` writes the folder checkers review.
+
+    A session takes the same calls as ACRO 1.0.x; every table, plot and model it returns is
+    recorded with its verdict ('pass', 'review' or 'fail') for the airlock.
+
+    Parameters
+    ----------
+    config : str, mapping or path, default 'default'
+        The thresholds: a profile name ('default' or 'sdap', 'opensafely'), the path of an
+        ACRO-style YAML file, the name of such a file in the working directory without its
+        '.yaml', or a mapping of ACRO's config keys.
+    suppress : bool, default False
+        Start with suppression on: unsafe cells of tables are hidden. Same as
+        ``mitigation='suppress'``.
+    mitigation : {'none', 'suppress', 'round'}, optional
+        How unsafe cells are treated from the start; overrides `suppress` when given. Any
+        other value is logged and treated as 'none'.
+    round_base : int, optional
+        The base tables are rounded to under the 'round' mitigation; defaults to the config's
+        ``safe_round_base``.
+    federated : bool, optional
+        Collect only the evidence behind each output (count tables, degrees of freedom) for a
+        trusted aggregator, as ACRO's federated mode; defaults to the config's ``federated``.
+    ledger : str or path-like, optional
+        A ledger file of released tables (JSON lines): every new count table is also checked
+        for differencing against them.
+    project : str, optional
+        Read only this project's tables from `ledger` (default: all of them).
+    """
 
     def __init__(
         self,
@@ -98,9 +126,7 @@ class ACRO:
         ledger: str | os.PathLike | None = None,
         project: str | None = None,
     ) -> None:
-        """config: 'default'/'sdap', 'opensafely', a YAML name or path, or a mapping of ACRO keys;
-        mitigation: 'none', 'suppress' or 'round' (suppress=True is 'suppress');
-        federated: collect evidence only, for a trusted aggregator (ACRO's federated mode)."""
+        """Start a session; the parameters are described in the class docstring."""
         self.config: SDCConfig = load_config("sdap" if config == "default" else config)
         self.mitigation = mitigation if mitigation is not None else (
             "suppress" if suppress else "none")
@@ -168,8 +194,50 @@ class ACRO:
         weights: Any = None,
         show_suppressed: bool = False,
     ) -> pd.DataFrame:
-        """pandas.crosstab, checked (weights: survey weights, never used for thresholds;
-        a list of aggfuncs gives one column block per function, as pandas does)."""
+        """Cross-tabulate two or more factors as pandas.crosstab does, with every cell checked.
+
+        Counts are checked against the threshold (and zeros, class disclosure); a table of values
+        also against the n-k dominance and p-percent rules, missing and negative values, extreme
+        values (max, min) and modes. Thresholds always use unweighted counts of units.
+
+        Parameters
+        ----------
+        index : array-like, Series, or list of them
+            The values to group by in the rows.
+        columns : array-like, Series, or list of them
+            The values to group by in the columns.
+        values : array-like, optional
+            The values to aggregate in each cell; needs `aggfunc`.
+        rownames : sequence, optional
+            Names for the row variables; as many as there are row arrays.
+        colnames : sequence, optional
+            Names for the column variables; as many as there are column arrays.
+        aggfunc : str, callable or list of them, optional
+            How `values` are aggregated ('count', 'sum', 'mean', 'median', 'std', 'min', 'max',
+            'mode', ...); needs a single `values` column. A list gives one block of columns per
+            function, as pandas does.
+        margins : bool, default False
+            Add row and column totals. Totals are computed from the shown cells only.
+        margins_name : str, default 'All'
+            The label of the totals row and column.
+        dropna : bool, default True
+            As pandas: False also shows the categories of categorical keys that no unit
+            has, as empty cells. Units with a missing key are always left out.
+        normalize : bool or {'all', 'index', 'columns'}, default False
+            Show proportions: of the whole table ('all' or True), of each row ('index') or of
+            each column ('columns'). The checks still run on the counts.
+        weights : array-like, optional
+            Survey weights: the table shows weighted counts, but every threshold is applied to
+            the unweighted counts of units.
+        show_suppressed : bool, default False
+            Accepted for ACRO compatibility and ignored: totals always come from shown cells.
+
+        Returns
+        -------
+        DataFrame
+            The table as pandas gives it, with unsafe cells suppressed (NaN) or rounded when that
+            mitigation is on.
+        """
         del show_suppressed  # ACRO's deprecated flag: totals always come from shown cells
         if isinstance(values, list) and values and np.ndim(values[0]) == 0:
             values = pd.Series(values)
@@ -211,8 +279,38 @@ class ACRO:
         margins_name: str = "All",
         sort: bool = True,
     ) -> pd.DataFrame:
-        """pandas.pivot_table, checked cell by cell like crosstab (one values column; a list of
-        aggfuncs gives one column block per function)."""
+        """Make a spreadsheet-style pivot table as pandas.pivot_table does, checked like crosstab.
+
+        Parameters
+        ----------
+        data : DataFrame
+            The unit-level data.
+        values : str or list of one str
+            The column to aggregate; exactly one column is checked (several raise NoValuesError).
+        index : str, list of str, optional
+            The column(s) to group by in the rows.
+        columns : str, list of str, optional
+            The column(s) to group by in the columns; none gives a one-way table.
+        aggfunc : str, callable or list of them, default 'mean'
+            How the values are aggregated ('count', 'sum', 'mean', 'median', 'std', 'min', 'max',
+            'mode', ...). A list gives one block of columns per function; a dict is refused.
+        fill_value : scalar, optional
+            The value shown instead of NaN in cells that have none, after aggregation.
+        margins : bool, default False
+            Add row and column totals, computed from the shown cells only.
+        dropna : bool, default True
+            Leave out columns whose entries are all NaN, as pandas does.
+        margins_name : str, default 'All'
+            The label of the totals row and column.
+        sort : bool, default True
+            Sort the result by its labels.
+
+        Returns
+        -------
+        DataFrame
+            The pivot table, with unsafe cells suppressed (NaN) or rounded when that mitigation is
+            on.
+        """
         value_names = _as_list(values)
         if not value_names:
             raise NoValuesError("pivot_table needs a values column: pass values='name'.")
@@ -350,8 +448,33 @@ class ACRO:
         filename: str = "histogram.png",
         **kwargs: Any,
     ) -> str | None:
-        """Histogram of one column saved under acro_artifacts/ (numbered if taken); returns
-        its path, or None for several columns, an empty column or a blocked extension."""
+        """Draw a histogram of one column and save it under acro_artifacts/.
+
+        Bins with fewer units than the threshold fail; the outermost bin edges (the column's
+        minimum and maximum unless `range` is given) are flagged for review. While suppressing, a
+        failing histogram is drawn without its data.
+
+        Parameters
+        ----------
+        data : DataFrame
+            The unit-level data.
+        column : str
+            The column to draw; non-numeric values and NaN are dropped. A list of columns is not
+            supported (a warning is logged and nothing is made).
+        bins : int or sequence, default 10
+            The number of equal-width bins, or the bin edges, as numpy.histogram takes them.
+        filename : str, default 'histogram.png'
+            The file name of the plot; a taken name gets _1, _2, ... before its suffix. A blocked
+            extension makes nothing.
+        **kwargs
+            Further options; ``range=(low, high)`` sets the outer bin edges.
+
+        Returns
+        -------
+        str or None
+            The path of the saved plot, or None when nothing was drawn (several columns, an empty
+            column, a blocked extension, or federated mode).
+        """
         if self.results.is_blocked(filename):
             return None
         if isinstance(column, list):
@@ -400,8 +523,28 @@ class ACRO:
 
     def pie(self, data: pd.DataFrame, column: str, filename: str = "pie.png",
             **kwargs: Any) -> str | None:
-        """Pie chart of a categorical column's counts under acro_artifacts/; categories below
-        the threshold fail (and are not drawn when suppressing). Returns the path."""
+        """Draw a pie chart of a categorical column's counts and save it under acro_artifacts/.
+
+        Categories with fewer units than the threshold fail; while suppressing, a failing chart is
+        drawn without its counts.
+
+        Parameters
+        ----------
+        data : DataFrame
+            The unit-level data.
+        column : str
+            The categorical column whose categories are counted.
+        filename : str, default 'pie.png'
+            The file name of the plot; a taken name gets _1, _2, ... before its suffix. A blocked
+            extension makes nothing.
+        **kwargs
+            Passed on to matplotlib's ``Axes.pie``.
+
+        Returns
+        -------
+        str or None
+            The path of the saved plot, or None for a blocked extension or in federated mode.
+        """
         if self.results.is_blocked(filename):
             return None
         counts = data[column].value_counts()
@@ -436,10 +579,37 @@ class ACRO:
         title: str = "Survival function", freq_weights: Any = None, exog: Any = None,
         bw_factor: float = 1.0, filename: str = "kaplan-meier.png",
     ) -> Any:
-        """Kaplan-Meier estimate (statsmodels SurvfuncRight); rows with few at risk fail.
+        """Estimate a Kaplan-Meier survival function with statsmodels' SurvfuncRight.
 
-        output='table' records and returns the table; output='plot' records the plot and
-        returns (axes, path); anything else records nothing and returns None, as ACRO does.
+        Rows with fewer units at risk than ``survival_safe_threshold`` fail.
+
+        Parameters
+        ----------
+        time : array-like
+            The time of each unit's event or censoring.
+        status : array-like
+            1 where the event happened at `time`, 0 where the unit was censored then.
+        output : {'table', 'plot'}, default 'table'
+            What to make and record: the survival table or its plot. Anything else records
+            nothing and returns None, as ACRO does.
+        entry : array-like, optional
+            Entry times, for left truncation (a unit is not at risk before it entered).
+        title : str, default 'Survival function'
+            The title of the fitted function and of the plot.
+        freq_weights : array-like, optional
+            Frequency weights of the units.
+        exog : array-like, optional
+            Covariates used to allow for censoring that depends on them.
+        bw_factor : float, default 1.0
+            Band-width multiplier of the kernel estimate; used only with `exog`.
+        filename : str, default 'kaplan-meier.png'
+            The file name of the plot (``output='plot'``); a blocked extension makes nothing.
+
+        Returns
+        -------
+        DataFrame, tuple or None
+            The survival table for 'table'; (axes, path of the saved plot) for 'plot' (in
+            federated mode the axes are None); None for any other output or a blocked extension.
         """
         import statsmodels.api as sm
 
@@ -510,7 +680,28 @@ class ACRO:
 
     def ols(self, endog: Any, exog: Any = None, missing: str = "none", hasconst: Any = None,
             **kwargs: Any) -> Any:
-        """statsmodels OLS, fitted and checked."""
+        """Fit an ordinary least squares model (statsmodels OLS) and check its degrees of freedom.
+
+        A model with fewer residual degrees of freedom than ``safe_dof_threshold`` fails.
+
+        Parameters
+        ----------
+        endog : array-like
+            The dependent variable.
+        exog : array-like, optional
+            The explanatory variables; add a constant yourself if the model needs one.
+        missing : {'none', 'drop', 'raise'}, default 'none'
+            What statsmodels does with rows holding NaN.
+        hasconst : bool, optional
+            Whether `exog` holds a constant; statsmodels detects it when None.
+        **kwargs
+            Further arguments of statsmodels.api.OLS.
+
+        Returns
+        -------
+        RegressionResults
+            The fitted statsmodels results.
+        """
         import statsmodels.api as sm
 
         return self._record_model(
@@ -518,7 +709,28 @@ class ACRO:
 
     def olsr(self, formula: str, data: Any, subset: Any = None, drop_cols: Any = None,
              *args: Any, **kwargs: Any) -> Any:
-        """statsmodels formula OLS, fitted and checked."""
+        """Fit an ordinary least squares model from an R-style formula and check its degrees of freedom.
+
+        Parameters
+        ----------
+        formula : str
+            The model, e.g. ``'income ~ age + C(region)'``.
+        data : DataFrame
+            The data the formula's names refer to.
+        subset : array-like, optional
+            The rows of `data` to use.
+        drop_cols : list of str, optional
+            Columns to drop from the design matrix.
+        *args
+            Further positional arguments of statsmodels.formula.api.ols.
+        **kwargs
+            Further keyword arguments of statsmodels.formula.api.ols.
+
+        Returns
+        -------
+        RegressionResults
+            The fitted statsmodels results.
+        """
         import statsmodels.formula.api as smf
 
         return self._record_model(
@@ -526,7 +738,26 @@ class ACRO:
 
     def logit(self, endog: Any, exog: Any, missing: str | None = None,
               check_rank: bool = True) -> Any:
-        """statsmodels Logit, fitted and checked."""
+        """Fit a logit model (statsmodels Logit) and check its degrees of freedom.
+
+        A model with fewer residual degrees of freedom than ``safe_dof_threshold`` fails.
+
+        Parameters
+        ----------
+        endog : array-like
+            The binary dependent variable (0 or 1).
+        exog : array-like
+            The explanatory variables; add a constant yourself if the model needs one.
+        missing : {'none', 'drop', 'raise'}, optional
+            What statsmodels does with rows holding NaN (None is 'none').
+        check_rank : bool, default True
+            Check the rank of `exog` (and adjust the degrees of freedom if it is short).
+
+        Returns
+        -------
+        BinaryResults
+            The fitted statsmodels results.
+        """
         import statsmodels.api as sm
 
         model = sm.Logit(endog, exog, missing=missing, check_rank=check_rank)
@@ -534,7 +765,28 @@ class ACRO:
 
     def logitr(self, formula: str, data: Any, subset: Any = None, drop_cols: Any = None,
                *args: Any, **kwargs: Any) -> Any:
-        """statsmodels formula Logit, fitted and checked."""
+        """Fit a logit model from an R-style formula and check its degrees of freedom.
+
+        Parameters
+        ----------
+        formula : str
+            The model, e.g. ``'smoker ~ age + C(region)'``; the dependent variable is 0 or 1.
+        data : DataFrame
+            The data the formula's names refer to.
+        subset : array-like, optional
+            The rows of `data` to use.
+        drop_cols : list of str, optional
+            Columns to drop from the design matrix.
+        *args
+            Further positional arguments of statsmodels.formula.api.logit.
+        **kwargs
+            Further keyword arguments of statsmodels.formula.api.logit.
+
+        Returns
+        -------
+        BinaryResults
+            The fitted statsmodels results.
+        """
         import statsmodels.formula.api as smf
 
         model = smf.logit(formula, data, subset, drop_cols, *args, **kwargs)
@@ -542,7 +794,26 @@ class ACRO:
 
     def probit(self, endog: Any, exog: Any, missing: str | None = None,
                check_rank: bool = True) -> Any:
-        """statsmodels Probit, fitted and checked."""
+        """Fit a probit model (statsmodels Probit) and check its degrees of freedom.
+
+        A model with fewer residual degrees of freedom than ``safe_dof_threshold`` fails.
+
+        Parameters
+        ----------
+        endog : array-like
+            The binary dependent variable (0 or 1).
+        exog : array-like
+            The explanatory variables; add a constant yourself if the model needs one.
+        missing : {'none', 'drop', 'raise'}, optional
+            What statsmodels does with rows holding NaN (None is 'none').
+        check_rank : bool, default True
+            Check the rank of `exog` (and adjust the degrees of freedom if it is short).
+
+        Returns
+        -------
+        BinaryResults
+            The fitted statsmodels results.
+        """
         import statsmodels.api as sm
 
         model = sm.Probit(endog, exog, missing=missing, check_rank=check_rank)
@@ -550,7 +821,28 @@ class ACRO:
 
     def probitr(self, formula: str, data: Any, subset: Any = None, drop_cols: Any = None,
                 *args: Any, **kwargs: Any) -> Any:
-        """statsmodels formula Probit, fitted and checked."""
+        """Fit a probit model from an R-style formula and check its degrees of freedom.
+
+        Parameters
+        ----------
+        formula : str
+            The model, e.g. ``'smoker ~ age + C(region)'``; the dependent variable is 0 or 1.
+        data : DataFrame
+            The data the formula's names refer to.
+        subset : array-like, optional
+            The rows of `data` to use.
+        drop_cols : list of str, optional
+            Columns to drop from the design matrix.
+        *args
+            Further positional arguments of statsmodels.formula.api.probit.
+        **kwargs
+            Further keyword arguments of statsmodels.formula.api.probit.
+
+        Returns
+        -------
+        BinaryResults
+            The fitted statsmodels results.
+        """
         import statsmodels.formula.api as smf
 
         model = smf.probit(formula, data, subset, drop_cols, *args, **kwargs)
@@ -558,9 +850,24 @@ class ACRO:
 
     # ----- session management ---------------------------------------------------------------
     def custom_output(self, filename: str, comment: str = "") -> bool:
-        """Add a file made without the wrapper, checked like any file submitted to the airlock:
-        count tables by rule, free-form files to review. False (nothing added) for a blocked
-        extension, as ACRO; a missing file is not added."""
+        """Add a file made without the session, checked as the airlock checks a submitted file.
+
+        Count tables (CSV/TSV) are checked by rule and can pass or fail; any other file goes to
+        review for a checker to read.
+
+        Parameters
+        ----------
+        filename : str
+            The path of the file.
+        comment : str, default ''
+            A comment for the checkers (none when empty).
+
+        Returns
+        -------
+        bool
+            False when the extension is blocked (nothing added); True otherwise, also when the
+            file does not exist (a warning is logged and nothing is added, as ACRO does).
+        """
         from lnds_spe.sdc.filecheck import check_file
 
         if self.results.is_blocked(filename):
@@ -577,30 +884,72 @@ class ACRO:
         return True
 
     def add_exception(self, output: str, reason: str) -> None:
-        """Ask checkers to release a failing/review output, giving the reason."""
+        """Ask the checkers to release a failing or review output, giving the reason.
+
+        Parameters
+        ----------
+        output : str
+            The output's name, e.g. 'output_0'.
+        reason : str
+            Why the output should be released although it did not pass.
+        """
         self.results.add_exception(output, reason)
 
     def add_comments(self, output: str, comment: str) -> None:
-        """Attach a comment for the checkers."""
+        """Attach a comment for the checkers to an output.
+
+        Parameters
+        ----------
+        output : str
+            The output's name, e.g. 'output_0'.
+        comment : str
+            The comment; an output may have several.
+        """
         self.results.add_comments(output, comment)
 
     def remove_output(self, key: str) -> None:
-        """Drop an output from the session."""
+        """Drop an output from the session, so it is not finalised.
+
+        Parameters
+        ----------
+        key : str
+            The output's name, e.g. 'output_0'.
+        """
         self.results.remove(key)
         self._count_tables.pop(key, None)
 
     def rename_output(self, old: str, new: str) -> None:
-        """Rename an output."""
+        """Give an output a new name.
+
+        Parameters
+        ----------
+        old : str
+            The output's current name, e.g. 'output_0'.
+        new : str
+            The new name; it must not be taken.
+        """
         self.results.rename(old, new)
         if old in self._count_tables:
             self._count_tables[new] = self._count_tables.pop(old)
 
     def print_outputs(self) -> str:
-        """Print and return every output with its verdict."""
+        """Print every output with its verdict and return the text.
+
+        Returns
+        -------
+        str
+            What was printed.
+        """
         return self.results.print()
 
     def show_fair_summaries(self) -> str:
-        """Each output's FAIR description (analyses, dependent and independent variables)."""
+        """Each output's FAIR description: its analyses and dependent and independent variables.
+
+        Returns
+        -------
+        str
+            One block per output, headed by its name.
+        """
         text = ""
         for uid, record in self.results.results.items():
             text += uid + "\n"
@@ -612,35 +961,67 @@ class ACRO:
         return text + "\n"
 
     def session_summary(self) -> dict[str, Any]:
-        """Counts by verdict and type (kept out of the release folder)."""
+        """Counts of the session's outputs by verdict and by type, for the researcher.
+
+        Not written to the release folder.
+
+        Returns
+        -------
+        dict
+            ``total_outputs``, ``status_counts`` and ``type_counts``.
+        """
         return session_summary(self.results)
 
     def enable_suppression(self) -> None:
-        """Suppress unsafe cells from now on."""
+        """Suppress unsafe cells of the tables made from now on."""
         self.suppress = True
 
     def disable_suppression(self) -> None:
-        """Stop suppressing unsafe cells."""
+        """Stop suppressing unsafe cells in the tables made from now on."""
         self.suppress = False
 
     def enable_rounding(self, base: int | None = None) -> None:
-        """Round table cells to `base` (default: the config's safe_round_base) from now on;
-        this replaces suppression."""
+        """Round the cells of the tables made from now on; this replaces suppression.
+
+        Totals of counts and sums are re-added from the rounded cells.
+
+        Parameters
+        ----------
+        base : int, optional
+            Round to the nearest multiple of this; defaults to the current ``round_base`` (the
+            config's ``safe_round_base`` unless changed).
+        """
         if base is not None:
             self.round_base = base
         self.mitigation = "round"
 
     def disable_rounding(self) -> None:
-        """Stop rounding (mitigation falls back to none)."""
+        """Stop rounding; mitigation falls back to none."""
         if self.mitigation == "round":
             self.mitigation = "none"
 
     def finalise(self, path: str = "outputs", ext: str = "json",
                  interactive: bool = False) -> Records | None:
-        """Write the folder for the airlock: outputs, results.json, config.json, checksums
-        (federated: evidence.json and the count tables). An existing folder is left alone and
-        None returned, as ACRO does; interactive asks for the reason of each unexplained
-        failing output first."""
+        """Write the folder for the airlock: outputs, results.json, config.json and checksums.
+
+        In federated mode the folder holds evidence.json and the count tables instead. An existing
+        folder is left alone and None returned, as ACRO does.
+
+        Parameters
+        ----------
+        path : str, default 'outputs'
+            The folder to create; it must not exist yet.
+        ext : {'json', 'xlsx'}, default 'json'
+            The results format: 'xlsx' writes results.xlsx beside results.json.
+        interactive : bool, default False
+            First ask, for each failing or review output without an exception, why it should be
+            released.
+
+        Returns
+        -------
+        Records or None
+            The session's records, or None when the folder already exists.
+        """
         if not self.federated and ext not in ("json", "xlsx"):
             raise ResultsFormatError(
                 f"Invalid file extension. Options: {{json, xlsx}} (got {ext!r}).")
