@@ -87,6 +87,16 @@ if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$(printf '%s' "$want_conf")" ]; th
     printf '%s' "$want_conf" | $SUDO tee "$CONF" >/dev/null
 fi
 
+# Workspaces run in user namespaces (`--userns=auto`): each container gets its own range of
+# uids from the subordinate ids of the `containers` user, so the workspace's uid 1000 is no host
+# account (D6). Podman reads /etc/subuid and /etc/subgid at each container start.
+for idfile in /etc/subuid /etc/subgid; do
+    if ! grep -q '^containers:' "$idfile" 2>/dev/null; then
+        say "giving Podman's user namespaces the ids 2147483647-4294967294 in $idfile"
+        echo "containers:2147483647:2147483648" | $SUDO tee -a "$idfile" >/dev/null
+    fi
+done
+
 $SUDO mkdir -p "$SOCKET_DIR"
 if engine_answers "$SOCKET"; then
     say "podman API service already answers at $SOCKET"
