@@ -1,0 +1,92 @@
+"""The sign-in decisions of lnds_spe/hub/identity.py: which authenticator, and claims to verdict."""
+
+import json
+
+import pytest
+
+from lnds_spe.demo import DEMO_ADMINS, DEMO_USERS, ensure_demo_accounts
+from lnds_spe.hub.identity import (
+    AUTHENTICATORS,
+    CHECKERS_GROUP,
+    IdentityConfigError,
+    IdentityPolicy,
+    authenticator_choice,
+    demo_mode_requested,
+    identity_decision,
+)
+
+pytestmark = pytest.mark.unit
+
+POLICY = IdentityPolicy(allowed_groups=frozenset({"spe-users"}),
+                        admin_groups=frozenset({"spe-admins"}),
+                        checker_groups=frozenset({"spe-checkers"}))
+MFA = IdentityPolicy(allowed_groups=frozenset({"spe-users"}), require_mfa=True,
+                     mfa_acr_values=frozenset({"urn:spe:mfa"}),
+                     mfa_amr_values=frozenset({"otp", "hwk"}))
+
+
+def test_shared_password_runs_only_in_explicit_demo_mode():
+    with pytest.raises(IdentityConfigError, match="SPE_DEMO_MODE=1"):
+        authenticator_choice("shared-password", demo_mode=False)
+    assert authenticator_choice("shared-password", demo_mode=True) == "shared-password"
+
+
+def test_default_is_per_person_accounts_and_unknown_names_are_refused():
+    assert authenticator_choice("", demo_mode=False) == AUTHENTICATORS["native"]
+    assert authenticator_choice("oidc", demo_mode=False) == AUTHENTICATORS["oidc"]
+    with pytest.raises(IdentityConfigError, match="'ldap' is not known"):
+        authenticator_choice("ldap", demo_mode=False)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("", False), ("0", False),
+                                                  ("yes", False)])
+def test_demo_mode_is_only_the_explicit_setting(value, expected):
+    assert demo_mode_requested({"SPE_DEMO_MODE": value}) is expected
+
+
+def test_groups_map_to_admin_and_output_checker():
+    admin = identity_decision({"groups": ["spe-users", "spe-admins"]}, POLICY)
+    assert admin.allowed and admin.admin and admin.hub_groups == ("spe-admins", "spe-users")
+    checker = identity_decision({"groups": ["spe-users", "spe-checkers", "payroll"]}, POLICY)
+    assert checker.allowed and not checker.admin
+    assert checker.hub_groups == (CHECKERS_GROUP, "spe-checkers", "spe-users")  # no "payroll"
+
+
+def test_a_person_outside_the_allowed_groups_is_refused_with_the_groups_named():
+    for claims in ({"groups": ["payroll"]}, {}, {"groups": "payroll"}, {"groups": [3, None]}):
+        decision = identity_decision(claims, POLICY)
+        assert not decision.allowed and "spe-users" in decision.reason
+
+
+def test_admin_or_checker_groups_alone_do_not_let_in_when_allowed_groups_are_set():
+    assert not identity_decision({"groups": ["spe-checkers"]}, POLICY).allowed
+    open_policy = IdentityPolicy(checker_groups=frozenset({"spe-checkers"}))
+    assert identity_decision({"groups": ["spe-checkers"]}, open_policy).allowed
+    assert not identity_decision({"groups": ["payroll"]}, open_policy).allowed
+
+
+@pytest.mark.parametrize(("claims", "allowed"), [
+    ({"acr": "urn:spe:mfa"}, True),
+    ({"amr": ["pwd", "otp"]}, True),
+    ({"amr": "hwk"}, True),
+    ({"acr": "urn:spe:password"}, False),
+    ({"amr": ["pwd"]}, False),
+    ({}, False),
+])
+def test_multi_factor_claim_is_required_when_configured(claims, allowed):
+    decision = identity_decision({"groups": ["spe-users"], **claims}, MFA)
+    assert decision.allowed is allowed
+    if not allowed:
+        assert "multi-factor" in decision.reason
+
+
+def test_demo_accounts_have_one_password_each_and_replace_the_shared_shape(tmp_path):
+    (tmp_path / "demo-accounts.json").write_text(json.dumps({"user_password": "x" * 16,
+                                                             "admin_password": "y" * 32}))
+    accounts, created = ensure_demo_accounts(tmp_path)
+    assert created
+    passwords = accounts["passwords"]
+    assert set(passwords) == set(DEMO_USERS) | set(DEMO_ADMINS)
+    assert len(set(passwords.values())) == len(passwords)  # nobody shares a password
+    assert (tmp_path / "demo-accounts.json").stat().st_mode & 0o077 == 0
+    assert ensure_demo_accounts(tmp_path) == (accounts, False)
