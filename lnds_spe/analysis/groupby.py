@@ -118,13 +118,33 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
 
 def groupby_reduce(keys: Any, values: Any, n_groups: int | None = None,
                    ops: Any = REDUCTIONS, threads: int | None = None) -> dict[str, np.ndarray]:
-    """Reduce `values` by int-coded `keys` in [0, n_groups); NaN values are skipped.
+    """Reduce values by integer-coded keys in one pass; NaN values are skipped.
 
-    Returns one dense array per requested op plus "rows" (rows per group, NaN included);
-    an empty group has sum 0, count 0 and NaN mean/min/max. `values` may also be a mapping of
-    names to columns, reduced together in one pass: `ops` is then one spec for all or a mapping
-    name -> ops, and the result holds "rows" and "<name>.<op>" arrays. Keys may be an Arrow
-    dictionary array (its indices are the codes, n_groups defaults to the dictionary size).
+    Parameters
+    ----------
+    keys : array-like of int
+        The group of each row, a code in [0, n_groups): a numpy, pandas or Arrow integer
+        column, or an Arrow dictionary array (its indices are the codes). Use `factorize` for
+        other keys.
+    values : array-like or mapping of str to array-like
+        One numeric column to reduce, or several by name, reduced together in the same pass.
+    n_groups : int, optional
+        The number of groups; defaults to the dictionary's size for Arrow dictionary keys,
+        else to the largest key plus one. A key outside [0, n_groups) raises
+        AnalysisInputError.
+    ops : str, sequence of str, or mapping, default all of REDUCTIONS
+        The reductions: 'sum', 'mean', 'min', 'max', 'count' (non-NaN values). With a mapping
+        of `values`, either one spec for every column or a mapping of column name to spec.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    dict of str to ndarray
+        One dense array per group: "rows" (rows per group, NaN values included) and one array
+        per requested op; with a mapping of `values` the op arrays are named "<name>.<op>".
+        An empty group has sum 0, count 0 and NaN mean, min and max.
     """
     keys_arr, dict_size = _int_keys(keys)
     if n_groups is None:
@@ -163,11 +183,33 @@ def _min_max(values, threads):
 def time_bucket(times: Any, values: Any, bucket: str | int = "hour", keys: Any = None,
                 n_keys: int | None = None, ops: Any = REDUCTIONS,
                 threads: int | None = None) -> dict[str, np.ndarray]:
-    """Reduce values by (key, time bucket); times are int64 epoch seconds or datetime64.
+    """Reduce values by (key, time bucket), buckets aligned to the epoch as date_trunc in UTC.
 
-    Buckets are aligned to the epoch (like date_trunc in UTC). Only (key, bucket) pairs that
-    have at least one row are returned, ordered by key then bucket start. `values` and `ops`
-    take the same forms as in groupby_reduce (a mapping gives "<name>.<op>" results).
+    Parameters
+    ----------
+    times : array-like
+        The time of each row: int64 epoch seconds or datetime64 values.
+    values : array-like or mapping of str to array-like
+        One numeric column to reduce, or several by name, as in `groupby_reduce`.
+    bucket : {'minute', 'hour', 'day'} or int, default 'hour'
+        The bucket width: a name or a positive number of seconds.
+    keys : array-like of int, optional
+        An integer code per row (e.g. a station) to group by as well; none puts every row
+        under key 0.
+    n_keys : int, optional
+        The number of key codes; defaults to the largest key plus one.
+    ops : str, sequence of str, or mapping, default all of REDUCTIONS
+        The reductions, as in `groupby_reduce`.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    dict of str to ndarray
+        "key" and "bucket_start" (epoch seconds) of each (key, bucket) pair holding at least
+        one row, ordered by key then bucket start, and one array per op (named
+        "<name>.<op>" with a mapping of `values`).
     """
     raw = to_numpy(times, "times")
     if raw.dtype.kind == "M":
@@ -253,10 +295,27 @@ def _factorize_dictionary(arr: Any, threads: int) -> tuple[np.ndarray, np.ndarra
 
 
 def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Int32 codes (first-seen order) and the unique values of string or other keys.
+    """Encode keys as int32 codes in first-seen order, with the unique values.
 
-    Arrow string arrays (and pandas Series backed by them) are hashed in parallel straight from
-    their buffers; Arrow dictionary arrays reuse their indices; other inputs use pandas.factorize.
+    Arrow string arrays (and pandas Series backed by Arrow) are hashed in parallel straight
+    from their buffers; Arrow dictionary arrays reuse their indices; other inputs go through
+    pandas.factorize. The codes match pandas.factorize's.
+
+    Parameters
+    ----------
+    keys : array-like
+        The keys: strings or any other values pandas can factorise, 1-D. Nulls in Arrow
+        string or dictionary arrays raise AnalysisInputError.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    codes : ndarray of int32
+        The code of each row.
+    uniques : ndarray
+        The distinct keys, in the order of their first row (``uniques[codes]`` gives the keys).
     """
     source = keys
     if type(keys).__module__.startswith("pandas") and hasattr(keys, "array"):

@@ -120,7 +120,24 @@ def _pair_inputs(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dice_similarity(filters_a: Any, filters_b: Any, threads: int | None = None) -> np.ndarray:
-    """Matrix (len(a) × len(b)) of Dice coefficients 2|a∩b| / (|a| + |b|); 0 if both empty."""
+    """Dice coefficients of every pair of Bloom filters, 2|a∩b| / (|a| + |b|).
+
+    Parameters
+    ----------
+    filters_a : array-like, shape (n_a, words) of uint64 or (n_a, bytes) of uint8
+        The first set of filters (e.g. CLKs), one per row; byte rows must be a multiple of 8
+        bytes long.
+    filters_b : array-like, shape (n_b, words) of uint64 or (n_b, bytes) of uint8
+        The second set, of the same filter width.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_a, n_b)
+        The coefficient of each pair; 0 where both filters are empty.
+    """
     fa, fb = _pair_inputs(filters_a, filters_b)
     numba.set_num_threads(thread_count(threads))
     return _dice_matrix(fa, fb, _popcounts(fa), _popcounts(fb))
@@ -128,9 +145,31 @@ def dice_similarity(filters_a: Any, filters_b: Any, threads: int | None = None) 
 
 def dice_candidates(filters_a: Any, filters_b: Any, threshold: float, k: int | None = None,
                     threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs with Dice >= threshold (best k per record of a if k is given).
+    """The pairs of Bloom filters whose Dice coefficient reaches a threshold.
 
-    Returns (scores, index_a, index_b) sorted by decreasing score, then index_a, then index_b.
+    Parameters
+    ----------
+    filters_a : array-like, shape (n_a, words) of uint64 or (n_a, bytes) of uint8
+        The first set of filters (e.g. CLKs), one per row.
+    filters_b : array-like, shape (n_b, words) of uint64 or (n_b, bytes) of uint8
+        The second set, of the same filter width.
+    threshold : float
+        The smallest Dice coefficient kept, in [0, 1].
+    k : int, optional
+        Keep only the k best pairs of each record of `filters_a` (all pairs when None).
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    scores : ndarray of float64
+        The Dice coefficient of each pair, sorted by decreasing score, then index_a, then
+        index_b.
+    index_a : ndarray of int64
+        The row of each pair in `filters_a`.
+    index_b : ndarray of int64
+        The row of each pair in `filters_b`.
     """
     fa, fb = _pair_inputs(filters_a, filters_b)
     if not 0.0 <= float(threshold) <= 1.0:

@@ -192,10 +192,35 @@ def planar_xy(lon: np.ndarray, lat: np.ndarray, ref_lat: float) -> tuple[np.ndar
 def knn(station_lon: Any, station_lat: Any, cell_lon: Any, cell_lat: Any, k: int = 5,
         metric: str = "planar", ref_lat: float | None = None,
         threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (cells × k) of the k nearest stations and their distances in km, nearest first.
+    """The k nearest stations of each cell, nearest first, with their distances in km.
 
-    Ties in distance go to the lower station index. Planar distances use longitudes scaled by
-    cos(ref_lat) (default: the stations' mean latitude); haversine uses great circles.
+    Parameters
+    ----------
+    station_lon : array-like of float
+        The stations' longitudes, in degrees.
+    station_lat : array-like of float
+        The stations' latitudes, in degrees, in [-90, 90].
+    cell_lon : array-like of float
+        The longitudes of the points to answer for (e.g. grid cell centres), in degrees.
+    cell_lat : array-like of float
+        Their latitudes, in degrees.
+    k : int, default 5
+        How many neighbours; at most the number of stations.
+    metric : {'planar', 'haversine'}, default 'planar'
+        'planar': Euclidean distance with longitudes scaled by cos(ref_lat), fast for a
+        country-sized area; 'haversine': great-circle distance.
+    ref_lat : float, optional
+        The latitude of the planar projection; defaults to the stations' mean latitude.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it. Fewer than 20 000 cells run on one thread.
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (cells, k)
+        The station indices; ties in distance go to the lower index.
+    distances : ndarray of float64, shape (cells, k)
+        Their distances in km.
     """
     slon, slat = _coords(station_lon, station_lat, "station")
     qlon, qlat = _coords(cell_lon, cell_lat, "cell")
@@ -219,10 +244,39 @@ def knn(station_lon: Any, station_lat: Any, cell_lon: Any, cell_lat: Any, k: int
 def knn_idw(station_lon: Any, station_lat: Any, station_values: Any, cell_lon: Any,
             cell_lat: Any, k: int = 5, power: float = 2.0, metric: str = "planar",
             ref_lat: float | None = None, threads: int | None = None) -> np.ndarray:
-    """IDW value per cell from its k nearest stations that have a value (NaN = missing station).
+    """Inverse-distance weighted value of each cell from its k nearest stations with a value.
 
     A cell on top of a station takes that station's value; with fewer valid stations than k,
     all valid ones are used; with none, the result is NaN.
+
+    Parameters
+    ----------
+    station_lon : array-like of float
+        The stations' longitudes, in degrees.
+    station_lat : array-like of float
+        The stations' latitudes, in degrees, in [-90, 90].
+    station_values : array-like of float
+        The value at each station; NaN marks a station without a value, which is left out.
+    cell_lon : array-like of float
+        The longitudes of the cells to interpolate to, in degrees.
+    cell_lat : array-like of float
+        Their latitudes, in degrees.
+    k : int, default 5
+        How many neighbours weigh in.
+    power : float, default 2.0
+        The weight of a station is 1 / distance ** power; positive.
+    metric : {'planar', 'haversine'}, default 'planar'
+        How distances are measured, as in `knn`.
+    ref_lat : float, optional
+        The latitude of the planar projection; defaults to the valid stations' mean latitude.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    ndarray of float64, shape (cells,)
+        The interpolated value of each cell.
     """
     slon, slat = _coords(station_lon, station_lat, "station")
     vals = column(station_values, "station_values", "n", dtype=np.float64,
@@ -246,7 +300,43 @@ def idw_grid(station_lon: Any, station_lat: Any, station_values: Any,
              lon_range: tuple[float, float], lat_range: tuple[float, float], nx: int, ny: int,
              k: int = 5, power: float = 2.0, metric: str = "planar",
              threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IDW over a regular nx × ny grid of cell centres: (lon centres, lat centres, ny × nx map)."""
+    """Inverse-distance weighting over a regular grid of cell centres.
+
+    Parameters
+    ----------
+    station_lon : array-like of float
+        The stations' longitudes, in degrees.
+    station_lat : array-like of float
+        The stations' latitudes, in degrees, in [-90, 90].
+    station_values : array-like of float
+        The value at each station; NaN marks a station without a value.
+    lon_range : tuple of float
+        (west, east) edges of the grid, in degrees; west < east.
+    lat_range : tuple of float
+        (south, north) edges of the grid, in degrees; south < north.
+    nx : int
+        The number of cells from west to east.
+    ny : int
+        The number of cells from south to north.
+    k : int, default 5
+        How many neighbours weigh in.
+    power : float, default 2.0
+        The weight of a station is 1 / distance ** power.
+    metric : {'planar', 'haversine'}, default 'planar'
+        How distances are measured, as in `knn`.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    lons : ndarray of float64, shape (nx,)
+        The longitudes of the cell centres.
+    lats : ndarray of float64, shape (ny,)
+        The latitudes of the cell centres.
+    values : ndarray of float64, shape (ny, nx)
+        The interpolated map, south row first.
+    """
     nx = positive_int(nx, "nx")
     ny = positive_int(ny, "ny")
     (lon0, lon1), (lat0, lat1) = lon_range, lat_range

@@ -217,7 +217,26 @@ class TimeSeriesStore:
 
     Times are int64 (epoch seconds by default, or the ticks of a datetime64 input); a window
     [start, stop) is found by binary search, whole buckets are read from the roll-ups. NaN
-    values are missing: they are skipped by every statistic.
+    values are missing: they are skipped by every statistic. Make one with `build`.
+
+    Attributes
+    ----------
+    series_ids : ndarray of int64
+        The distinct series ids, ascending.
+    offsets : ndarray of int64
+        Series i holds rows offsets[i] to offsets[i + 1] of `times` and `values`.
+    times : ndarray of int64
+        The times, series by series, each series in time order.
+    values : ndarray
+        The values, in the same order.
+    unit : str
+        The unit of `times`: 's' for epoch seconds, else the datetime64 unit of the input.
+    rollups : dict of str to Rollup
+        The roll-ups built, by name.
+    build_seconds : dict of str to float
+        How long each build step took.
+    threads : int
+        The threads queries may use.
     """
 
     series_ids: np.ndarray
@@ -233,7 +252,27 @@ class TimeSeriesStore:
     def build(cls, times: Any, series: Any, values: Any,
               rollups: tuple[str, ...] | list[str] = (), threads: int | None = None,
               ) -> TimeSeriesStore:
-        """Ingest long-format (time, series id, value) columns; record each build step's cost."""
+        """Build a store from long-format (time, series id, value) columns.
+
+        Parameters
+        ----------
+        times : array-like
+            The time of each row: integers (e.g. epoch seconds) or datetime64 values.
+        series : array-like of int
+            The series id of each row (e.g. station * n_measurements + measurement).
+        values : array-like of numbers
+            The measured value of each row; NaN is a missing value.
+        rollups : sequence of {'hour', 'day'}, default ()
+            The roll-ups to build now (more can be added with `add_rollup`).
+        threads : int, optional
+            How many threads the kernel uses; defaults to numba's configured maximum, and is
+            capped by it.
+
+        Returns
+        -------
+        TimeSeriesStore
+            The store, with the cost of each build step in ``build_seconds``.
+        """
         started = time.perf_counter()
         raw_t = to_numpy(times, "times")
         unit = "s"
@@ -278,7 +317,18 @@ class TimeSeriesStore:
         return seconds * per_second[self.unit]
 
     def add_rollup(self, name: str) -> Rollup:
-        """Build (or rebuild) the 'hour' or 'day' roll-up and record its cost."""
+        """Build (or rebuild) a roll-up and record its cost in ``build_seconds``.
+
+        Parameters
+        ----------
+        name : {'hour', 'day'}
+            The bucket width of the roll-up.
+
+        Returns
+        -------
+        Rollup
+            Per series, the sum, count, min and max of each non-empty bucket.
+        """
         if name not in ROLLUP_SECONDS:
             raise AnalysisInputError(f"rollups: unknown {name!r}; choose from "
                                      f"{tuple(ROLLUP_SECONDS)}")
@@ -318,11 +368,27 @@ class TimeSeriesStore:
 
     def window(self, start: Any, stop: Any, use_rollup: str | None = "auto",
                minmax: bool = True, series: Any = None) -> dict[str, np.ndarray]:
-        """Mean, min, max, count and sum per series over [start, stop).
+        """Mean, min, max, count and sum per series over the time window [start, stop).
 
-        use_rollup: "auto" (the coarsest roll-up built), a roll-up name, or None for raw data.
-        series: the series ids to answer for (default all). A series with no value in the
-        window has count 0 and NaN mean/min/max.
+        Parameters
+        ----------
+        start : int or datetime-like
+            The first instant of the window: ticks of the store's unit, or a datetime.
+        stop : int or datetime-like
+            The end of the window (excluded); not before `start`.
+        use_rollup : str or None, default 'auto'
+            'auto' uses the coarsest roll-up built, a name ('hour', 'day') that one, None the raw
+            data only. The results are the same; roll-ups make long windows faster.
+        minmax : bool, default True
+            Also compute min and max.
+        series : array-like of int, optional
+            The series ids to answer for, each in the store (default all).
+
+        Returns
+        -------
+        dict of str to ndarray
+            "series", "count", "sum", "mean" (and "min", "max" with `minmax`), one entry per
+            series. A series with no value in the window has count 0 and NaN mean, min and max.
         """
         selected = self._selected_codes(series)
         t0 = self._time_value(start, "start")
@@ -397,10 +463,36 @@ def _scan_kernel(times, series, values, lo, hi, t0, t1, wanted, threads):
 def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
                 wanted: Any = None, time_sorted: bool = False,
                 threads: int | None = None) -> dict[str, np.ndarray]:
-    """Mean and count per series id over [start, stop) straight from long-format columns.
+    """Mean and count per series id over [start, stop), straight from long-format columns.
 
-    No store is built: every row is scanned, or, with time_sorted=True (rows ordered by
-    time), only the rows of the window found by binary search. `wanted`: series ids to keep.
+    No store is built: every row is scanned, or, with `time_sorted`, only the rows of the
+    window, found by binary search.
+
+    Parameters
+    ----------
+    times : array-like of int
+        The time of each row (e.g. epoch seconds).
+    series : array-like of int
+        The series id of each row; non-negative.
+    values : array-like of numbers
+        The value of each row; NaN is missing and skipped.
+    start : int
+        The first instant of the window.
+    stop : int
+        The end of the window (excluded).
+    wanted : array-like of int, optional
+        The series ids to answer for (default all ids up to the largest).
+    time_sorted : bool, default False
+        The rows are ordered by time, so only the window's rows need reading.
+    threads : int, optional
+        How many threads the kernel uses; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    dict of str to ndarray
+        "series", "count" and "mean" (NaN for a series without a value in the window), one
+        entry per series answered for.
     """
     t = column(times, "times", "i")
     ids = column(series, "series", "i", length=t.shape[0])

@@ -285,8 +285,9 @@ class ACRO:
         ----------
         data : DataFrame
             The unit-level data.
-        values : str or list of one str
-            The column to aggregate; exactly one column is checked (several raise NoValuesError).
+        values : str or list of one str, default None
+            The column to aggregate; needed despite the default (kept from ACRO's signature):
+            none, or several columns, raise NoValuesError.
         index : str, list of str, optional
             The column(s) to group by in the rows.
         columns : str, list of str, optional
