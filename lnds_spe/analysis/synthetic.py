@@ -89,7 +89,18 @@ class MeteoNetwork:
         return int(self.station_lon.shape[0])
 
     def series_of(self, measurement: str) -> np.ndarray:
-        """Series ids of one measurement, one per station in station order."""
+        """Series ids of one measurement, one per station in station order.
+
+        Parameters
+        ----------
+        measurement : str
+            The measurement's name, one of `measurements` (e.g. 'temperature_c').
+
+        Returns
+        -------
+        ndarray of int64
+            station * len(measurements) + the measurement's position, for every station.
+        """
         m = self.measurements.index(measurement)
         return np.arange(self.n_stations) * len(self.measurements) + m
 
@@ -97,10 +108,36 @@ class MeteoNetwork:
 def meteo_network(n_stations: int = 50, years: float = 5.0, n_measurements: int = 6,
                   cadence_s: int = 300, seed: int = 0, missing_fraction: float = 0.005,
                   outage_fraction: float = 0.3, start: int = START_2019) -> MeteoNetwork:
-    """A meteo network in Luxembourg's bounding box, one value per sensor every `cadence_s`.
+    """A synthetic meteo network in Luxembourg's bounding box, one value per sensor per cadence.
 
-    Values: seasonal + diurnal cycle + per-station offset + AR(1) noise; `missing_fraction` of
-    values are NaN; about `outage_fraction` of stations have one outage of 1–14 days (no rows).
+    Values: seasonal and diurnal cycles, a per-station offset and AR(1) noise; some values are
+    missing (NaN) and some stations have one outage of 1 to 14 days (no rows).
+
+    Parameters
+    ----------
+    n_stations : int, default 50
+        The number of stations, placed uniformly at random in the box.
+    years : float, default 5.0
+        How long the series run, from `start`.
+    n_measurements : int, default 6
+        How many of the measurements (temperature, humidity, pressure, wind speed,
+        precipitation, radiation, in that order) each station records; at most 6.
+    cadence_s : int, default 300
+        Seconds between two values of a sensor.
+    seed : int, default 0
+        The random seed; the same seed gives the same network.
+    missing_fraction : float, default 0.005
+        The share of values that are NaN, in [0, 1).
+    outage_fraction : float, default 0.3
+        The share of stations with one outage.
+    start : int, default START_2019
+        The first time, in epoch seconds (2019-01-01T00:00:00Z).
+
+    Returns
+    -------
+    MeteoNetwork
+        The stations' coordinates and the long-format rows (times, series, values), sorted by
+        time.
     """
     n_stations = positive_int(n_stations, "n_stations")
     n_measurements = positive_int(n_measurements, "n_measurements")
@@ -134,7 +171,24 @@ def meteo_network(n_stations: int = 50, years: float = 5.0, n_measurements: int 
 
 def grid_cells(n_cells: int, lon_range: tuple[float, float] = LUXEMBOURG_LON,
                lat_range: tuple[float, float] = LUXEMBOURG_LAT) -> tuple[np.ndarray, np.ndarray]:
-    """The first n_cells centres of a regular lattice over the box, row by row (north last)."""
+    """The first n_cells centres of a regular lattice over a box, row by row, north last.
+
+    Parameters
+    ----------
+    n_cells : int
+        How many cell centres.
+    lon_range : tuple of float, default LUXEMBOURG_LON
+        (west, east) edges of the box, in degrees.
+    lat_range : tuple of float, default LUXEMBOURG_LAT
+        (south, north) edges of the box, in degrees.
+
+    Returns
+    -------
+    lon : ndarray of float64
+        The longitudes of the cell centres.
+    lat : ndarray of float64
+        Their latitudes.
+    """
     n_cells = positive_int(n_cells, "n_cells")
     aspect = (lon_range[1] - lon_range[0]) / (lat_range[1] - lat_range[0])
     nx = max(1, math.ceil(math.sqrt(n_cells * aspect)))
@@ -146,7 +200,21 @@ def grid_cells(n_cells: int, lon_range: tuple[float, float] = LUXEMBOURG_LON,
 
 
 def groupby_table(n_rows: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A db-benchmark-like table: int keys with 100, 1e4 and 1e6 groups, values v1 (int), v3."""
+    """A table like db-benchmark's group-by data: int keys of 100, 1e4 and 1e6 groups.
+
+    Parameters
+    ----------
+    n_rows : int
+        The number of rows.
+    seed : int, default 0
+        The random seed.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Keys "id_100", "id_10k", "id_1m" (int32) and values "v1" (small integers as float64)
+        and "v3" (uniform in [0, 100)).
+    """
     n_rows = positive_int(n_rows, "n_rows")
     rng = np.random.default_rng(seed)
     return {
@@ -160,9 +228,28 @@ def groupby_table(n_rows: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def census_microdata(n_rows: int, seed: int = 0, n_regions: int = 12, n_age_bands: int = 20,
                      dominant_fraction: float = 2e-4) -> dict[str, np.ndarray]:
-    """Census-like microdata for SDC: region × age band × sex, Zipf-skewed, lognormal income.
+    """Census-like microdata for SDC: region, age band and sex (Zipf-skewed), lognormal income.
 
-    A few rows (`dominant_fraction`) earn 100–1000× the median: dominant contributors.
+    A few rows earn 100 to 1000 times the median: dominant contributors the n-k and p-percent
+    rules should catch.
+
+    Parameters
+    ----------
+    n_rows : int
+        The number of people.
+    seed : int, default 0
+        The random seed.
+    n_regions : int, default 12
+        The number of regions.
+    n_age_bands : int, default 20
+        The number of age bands.
+    dominant_fraction : float, default 2e-4
+        The share of rows that are dominant earners.
+
+    Returns
+    -------
+    dict of str to ndarray
+        "region", "age_band", "sex" (int8 codes) and "income" (float64).
     """
     n_rows = positive_int(n_rows, "n_rows")
     rng = np.random.default_rng(seed)
@@ -248,7 +335,34 @@ class ClkPairs:
 
 def clk_pairs(n_a: int, n_b: int, match_fraction: float = 0.05, bits: int = 1024,
               hashes: int = 20, seed: int = 0, key: int = 0x5EC12E7) -> ClkPairs:
-    """Realistic CLK-like encodings: `match_fraction` of b are a's records with one typo."""
+    """Two sets of CLK-like Bloom filters of random people, with known true matches.
+
+    A `match_fraction` of the smaller set's size are records of a found again in b, half of
+    them with one typo.
+
+    Parameters
+    ----------
+    n_a : int
+        The number of records in the first set.
+    n_b : int
+        The number of records in the second set.
+    match_fraction : float, default 0.05
+        The share of min(n_a, n_b) that are true matches.
+    bits : int, default 1024
+        The filter length; a multiple of 64.
+    hashes : int, default 20
+        The bits each bigram sets.
+    seed : int, default 0
+        The random seed.
+    key : int, default 0x5EC12E7
+        The secret the hashing is keyed with.
+
+    Returns
+    -------
+    ClkPairs
+        Both sets of filters (uint64 words) and the matching rows (true_a[i] matches
+        true_b[i]), sorted by true_a.
+    """
     n_a = positive_int(n_a, "n_a")
     n_b = positive_int(n_b, "n_b")
     if bits % 64:
@@ -267,7 +381,24 @@ def clk_pairs(n_a: int, n_b: int, match_fraction: float = 0.05, bits: int = 1024
 
 
 def random_filters(n: int, bits: int = 1024, density: float = 0.5, seed: int = 0) -> np.ndarray:
-    """Random Bloom filters with each bit set with probability `density`."""
+    """Random Bloom filters, each bit set independently.
+
+    Parameters
+    ----------
+    n : int
+        The number of filters.
+    bits : int, default 1024
+        The filter length; a multiple of 64.
+    density : float, default 0.5
+        The probability of each bit being set.
+    seed : int, default 0
+        The random seed.
+
+    Returns
+    -------
+    ndarray of uint64, shape (n, bits // 64)
+        The filters.
+    """
     rng = np.random.default_rng(seed)
     return np.packbits(rng.random((positive_int(n, "n"), bits)) < density,
                        axis=1).view(np.uint64)
