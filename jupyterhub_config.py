@@ -17,9 +17,9 @@ if str(ROOT) not in sys.path:
 from lnds_spe.airlock.policies import SCOPE_ADMIN, SCOPE_REQUEST, SCOPE_REVIEW  # noqa: E402
 from lnds_spe.config import database_url, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
+from lnds_spe.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.db import upgrade_database  # noqa: E402
 from lnds_spe.demo import DEMO_USERS, ensure_demo_accounts  # noqa: E402
-from lnds_spe.hub.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import REVIEW_SERVER, can_review, startable_projects  # noqa: E402

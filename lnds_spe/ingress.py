@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from lnds_spe import crypto
 from lnds_spe.config import state_dir
+from lnds_spe.datasets import PrepareDatasets, make_read_only, remove_tree
 from lnds_spe.errors import SPEError
 from lnds_spe.policy import ProjectInfo, check_dataset_name, check_slug
-from lnds_spe.storage import LocalStore, S3Store, hold_credentials, open_location
+from lnds_spe.storage import PARTIAL_MARK, ObjectStore, hold_credentials, open_location
 
 if TYPE_CHECKING:  # the registry (SQLAlchemy) stays out of the memory of upload-only processes
     from lnds_spe.projects import DatasetInfo, Registry
 
 Progress = Callable[[int], None]
-STAGING_MARK = ".partial-"
 PASSPHRASE_ENV = "SPE_KEY_PASSPHRASE"
 HOLDER_PASSPHRASE_ENV = "SPE_HOLDER_PASSPHRASE"
 DEMO_PASSPHRASE_FILE = "demo-passphrase"  # in the key dir; read by the hub in demo mode only
@@ -186,7 +186,7 @@ class Encrypted:
     session_key: bytes
 
 
-def encrypt_to_store(source: Path, store: LocalStore | S3Store, key: str, recipients: Recipients,
+def encrypt_to_store(source: Path, store: ObjectStore, key: str, recipients: Recipients,
                      *, writer_secret_key: bytes | None = None,
                      progress: Progress | None = None) -> Encrypted:
     """Encrypt a file or directory into the store under `key`, measuring it for the manifest."""
@@ -233,7 +233,7 @@ def _sealed_manifest(encrypted: Encrypted, project: str, dataset: str, uploader:
     return manifest
 
 
-def _register(registry: Registry, project: str, dataset: str, store: LocalStore | S3Store,
+def _register(registry: Registry, project: str, dataset: str, store: ObjectStore,
               key: str, manifest: dict, *, actor: str, action: str,
               delete_on_failure: bool) -> DatasetInfo:
     """Register an uploaded object and audit `action`; optionally delete it if that fails."""
@@ -257,7 +257,7 @@ def _register(registry: Registry, project: str, dataset: str, store: LocalStore 
 
 
 def upload_dataset(registry: Registry, source: Path, project: str, dataset: str, *,
-                   store: LocalStore | S3Store, recipients: Recipients, actor: str,
+                   store: ObjectStore, recipients: Recipients, actor: str,
                    writer_secret_key: bytes | None = None,
                    progress: Progress | None = None) -> DatasetInfo:
     """The SPE side uploads and registers in one step (the demo, an admin); `dataset.upload`."""
@@ -284,7 +284,7 @@ class SignedUpload:
     manifest: dict
 
 
-def upload_signed(source: Path, project: str, dataset: str, *, store: LocalStore | S3Store,
+def upload_signed(source: Path, project: str, dataset: str, *, store: ObjectStore,
                   recipients: Recipients, signing_key,
                   progress: Progress | None = None) -> SignedUpload:
     """The data holder's upload: object and signed manifest into the store; no registry at all."""
@@ -309,7 +309,7 @@ def upload_signed(source: Path, project: str, dataset: str, *, store: LocalStore
     return SignedUpload(store.location(key), store.location(key + MANIFEST_SUFFIX), manifest)
 
 
-def _read_manifest(store: LocalStore | S3Store, key: str, what: str) -> dict:
+def _read_manifest(store: ObjectStore, key: str, what: str) -> dict:
     """A manifest object as a dict (bounded in size); SPEError if it is not one."""
     with store.reader(key) as source:
         text = crypto.read_full(source, MAX_MANIFEST_SIZE + 1)
@@ -521,7 +521,7 @@ def _open_payload(source: BinaryIO, manifest: dict, secret_key: bytes, what: str
     return crypto.DecryptingReader(source, opened.session_key, pool, what, progress)
 
 
-def _decrypt_verified(store: LocalStore | S3Store, key: str, manifest: dict, secret_key: bytes,
+def _decrypt_verified(store: ObjectStore, key: str, manifest: dict, secret_key: bytes,
                       what: str, staging: Path | None, progress: Progress | None) -> None:
     """Decrypt an object into `staging` (None: nowhere, only hashing) and check it all."""
     with store.reader(key) as source, \
@@ -539,16 +539,6 @@ def _decrypt_verified(store: LocalStore | S3Store, key: str, manifest: dict, sec
         _verify(manifest, reader, files, what)
 
 
-def set_read_only(root: Path) -> None:
-    """Files 0444, directories 0755: the workspace user reads, nobody but the hub changes."""
-    for folder, dirs, files in os.walk(root):
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o444)
-        for name in dirs:
-            os.chmod(os.path.join(folder, name), 0o755)
-    os.chmod(root, 0o755)
-
-
 def decrypt_dataset(dataset: DatasetInfo, destination: Path, secret_key: bytes, *, project: str,
                     progress: Progress | None = None) -> Path:
     """Fetch, decrypt and verify a dataset into `destination/<name>`; nothing left on failure."""
@@ -562,11 +552,11 @@ def decrypt_dataset(dataset: DatasetInfo, destination: Path, secret_key: bytes, 
     store, key = open_location(dataset.location)
     destination.mkdir(parents=True, exist_ok=True)
     _check_room(destination, manifest, what)
-    staging = destination / f".{dataset.name}{STAGING_MARK}{secrets.token_hex(6)}"
+    staging = destination / f".{dataset.name}{PARTIAL_MARK}{secrets.token_hex(6)}"
     staging.mkdir(mode=0o700)
     try:
         _decrypt_verified(store, key, manifest, secret_key, what, staging, progress)
-        set_read_only(staging)
+        make_read_only(staging)
         os.rename(staging, target)
     except OSError as exc:
         remove_tree(staging)
@@ -576,17 +566,6 @@ def decrypt_dataset(dataset: DatasetInfo, destination: Path, secret_key: bytes, 
         remove_tree(staging)
         raise
     return target
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a (possibly read-only) directory tree, if present."""
-    if not path.exists():
-        return
-    for folder, dirs, _files in os.walk(path):
-        for name in dirs:
-            os.chmod(os.path.join(folder, name), 0o700)
-    os.chmod(path, 0o700)
-    shutil.rmtree(path)
 
 
 def fetch_dataset(registry: Registry, project: str, dataset: str, destination: Path,
@@ -697,8 +676,7 @@ def hub_passphrase(key_dir: Path, *, demo_mode: bool) -> Callable[[], str] | Non
 def make_encrypted_preparer(registry: Registry, *, private_key_path: Path | None = None,
                             passphrase: Callable[[], str] | None = None, actor: str = "hub",
                             plain_state_dir: Path | None = None
-                            ) -> Callable[[ProjectInfo, Sequence[DatasetInfo], Path],
-                                          dict[str, Path]]:
+                            ) -> PrepareDatasets:
     """A `PrepareDatasets` hook with the key loaded once (a wrong passphrase fails at start).
 
     Once the key is loaded the hub's secrets leave its environment (`scrub_hub_environment`).

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lnds_spe.config import setting
+from lnds_spe.datasets import outputs_path, remove_tree
 from lnds_spe.errors import SPEError
-from lnds_spe.hub.datasets import outputs_path
-from lnds_spe.ingress import remove_tree
 
 if TYPE_CHECKING:
     from lnds_spe.projects import Registry

@@ -410,7 +410,7 @@ def default_store_url() -> str:
     return setting("SPE_STORE_URL") or (state_dir() / "store").absolute().as_uri()
 
 
-def open_store(url: str | None = None) -> LocalStore | S3Store:
+def open_store(url: str | None = None) -> ObjectStore:
     """The store named by a URL: s3://bucket[/prefix], file:///dir, or a plain directory path."""
     url = url or default_store_url()
     parsed = urlparse(url)
@@ -438,7 +438,7 @@ def check_location(location: str) -> str:
     return location
 
 
-def open_location(location: str) -> tuple[LocalStore | S3Store, str]:
+def open_location(location: str) -> tuple[ObjectStore, str]:
     """The store holding an object, and its key there, from the location a dataset records."""
     parsed = urlparse(location)
     if parsed.scheme == "s3" and parsed.netloc and parsed.path.strip("/"):

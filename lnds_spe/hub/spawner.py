@@ -23,13 +23,10 @@ from tornado import web
 from traitlets import Bool, Callable, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from lnds_spe.datasets import outputs_path, prepare_plain_datasets, remove_tree
 from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
-from lnds_spe.hub.datasets import (
-    ensure_outputs_dir,
-    prepare_plain_datasets,
-    remove_prepared,
-)
+from lnds_spe.ingress import delete_decrypted
 from lnds_spe.policy import (
     REVIEW_SERVER,
     ProjectInfo,
@@ -116,8 +113,6 @@ class SPEPolicyMixin(LoggingConfigurable):
         help="URL prefix of the airlock service; its JSON API is under `<prefix>api/`.",
     ).tag(config=True)
 
-    # Set by start() for this spawn; the registry's view of the project being started.
-    project: ProjectInfo | None = None
     # Set by the engine for this spawn: the airlock API as the workspace reaches it.
     airlock_api_url: str = ""
 
@@ -212,7 +207,7 @@ class SPEPolicyMixin(LoggingConfigurable):
     def prepare_data(self, project: ProjectInfo) -> dict[str, str]:
         """Prepare the project's datasets on the hub side: {dataset name: host path}."""
         destination = self.workspace_data_dir()
-        remove_prepared(destination)
+        self.delete_prepared_data()
         destination.mkdir(parents=True)
         datasets = self.registry.datasets(project.slug)
         if self.prepare_datasets is not None:
@@ -224,9 +219,28 @@ class SPEPolicyMixin(LoggingConfigurable):
             self.audit("dataset.mount", details={"dataset": name})
         return {name: str(path) for name, path in prepared.items()}
 
+    def delete_prepared_data(self) -> None:
+        """Delete this workspace's prepared (possibly decrypted) data from the host: each dataset
+        through the audited deletion, and the whole folder even if an audit write fails."""
+        folder = self.workspace_data_dir()
+        try:
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                delete_decrypted(self.registry, self.name, path, actor=self.user.name)
+        finally:
+            remove_tree(folder)
+
     def outputs_dir(self, project: ProjectInfo) -> str:
-        """The project's shared outputs folder on the host, created on first use."""
-        return str(ensure_outputs_dir(self.state_path, project.slug))
+        """The project's shared outputs folder on the host, created on first use and writable by
+        the workspace user."""
+        path = outputs_path(self.state_path, project.slug)
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(path, lockdown.WORKSPACE_UID, lockdown.WORKSPACE_GID)
+            os.chmod(path, 0o770)
+        else:
+            os.chmod(path, 0o777)
+        return str(path)
+
 
     def active_projects(self) -> list[ProjectInfo]:
         """Projects the user may start a workspace for today (researcher, active, in dates)."""
@@ -273,11 +287,9 @@ class SPEPolicyMixin(LoggingConfigurable):
         """Check the policy, prepare data and the engine side, then start the workspace."""
         if self.is_review_server:
             self.authorize_review()
-            self.project = None
             await self.prepare_review_engine()
         else:
             project = self.authorize_spawn()
-            self.project = project
         try:
             if not self.is_review_server:
                 prepared = await asyncio.to_thread(self.prepare_data, project)
@@ -287,10 +299,18 @@ class SPEPolicyMixin(LoggingConfigurable):
             self.audit("workspace.spawn", details={"image": self.requested_image()})
         except BaseException as error:
             # Whatever failed after decryption (audit, engine, cancellation), no plaintext stays.
-            await asyncio.shield(asyncio.to_thread(remove_prepared, self.workspace_data_dir()))
+            await asyncio.shield(asyncio.to_thread(self._delete_after_failed_start))
             self._audit_failed_start(error)
             raise
         return result
+
+    def _delete_after_failed_start(self) -> None:
+        """Delete the prepared data of a start that failed; an audit error must not hide the
+        start's own (the data is gone either way)."""
+        try:
+            self.delete_prepared_data()
+        except Exception as audit_error:  # noqa: BLE001 - the start's own error is re-raised
+            self.log.error("could not audit deleting the data of %s: %s", self.name, audit_error)
 
     def _audit_failed_start(self, error: BaseException) -> None:
         """Record a start that failed; a broken audit log must not hide the original error."""
@@ -313,7 +333,7 @@ class SPEPolicyMixin(LoggingConfigurable):
     async def stop(self, now: bool = False):
         """Stop the workspace, then delete its prepared data from the host."""
         await super().stop(now=now)
-        await asyncio.to_thread(remove_prepared, self.workspace_data_dir())
+        await asyncio.to_thread(self.delete_prepared_data)
         self.audit("workspace.stop")
 
 

@@ -293,13 +293,13 @@ def test_e1_kernel_cannot_patch_the_running_server(ws):
 HOME_TAMPERING = r"""
 import json, os, shutil
 home = os.path.expanduser("~")
-off = {"ServerApp": {"jpserver_extensions": {"lnds_spe.workspace_egress": False}}}
+off = {"ServerApp": {"jpserver_extensions": {"lnds_spe.workspace.egress": False}}}
 for folder in (os.path.join(home, ".jupyter"), os.path.join(home, ".jupyter", "jupyter_server_config.d")):
     os.makedirs(folder, exist_ok=True)
 json.dump(off, open(os.path.join(home, ".jupyter", "jupyter_server_config.json"), "w"))
 json.dump(off, open(os.path.join(home, ".jupyter", "jupyter_server_config.d", "zz.json"), "w"))
 open(os.path.join(home, ".jupyter", "jupyter_server_config.py"), "w").write(
-    "c.ServerApp.jpserver_extensions = {'lnds_spe.workspace_egress': False}\n")
+    "c.ServerApp.jpserver_extensions = {'lnds_spe.workspace.egress': False}\n")
 share = os.path.join(home, ".local", "share", "jupyter")
 for folder in ("kernels/leak", "labextensions/leak/static", "lab/themes/leak"):
     os.makedirs(os.path.join(share, folder), exist_ok=True)

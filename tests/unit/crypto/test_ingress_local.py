@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from lnds_spe import crypto, ingress
+from lnds_spe.datasets import remove_tree
 from lnds_spe.errors import SPEError
 from lnds_spe.ingress import Recipients
 
@@ -122,7 +123,7 @@ def test_prepare_hook_decrypts_all_and_cleans_up_on_failure(tmp_path, registry, 
     assert {n: (p / "x.txt").read_text() for n, p in prepared.items()} == {"one": "one",
                                                                           "two": "two"}
     for path in prepared.values():
-        ingress.remove_tree(path)
+        remove_tree(path)
     obj = stored_object(datasets[1].location)
     obj.write_bytes(obj.read_bytes()[:-1])  # damage the second dataset
     with pytest.raises(SPEError, match="dataset two"):

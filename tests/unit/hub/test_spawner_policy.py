@@ -103,7 +103,7 @@ def test_a_failure_after_decryption_leaves_no_plaintext(registry, tmp_path, monk
 
 
 def test_staging_leftovers_of_a_crash_are_removed_at_hub_start(tmp_path):
-    from lnds_spe.hub.datasets import remove_staging_leftovers
+    from lnds_spe.datasets import remove_staging_leftovers
 
     data = tmp_path / "workspaces" / "ann" / "live" / "data"
     half = data / ".ds.partial-0a1b2c"
@@ -138,3 +138,14 @@ def test_a_failing_registry_is_not_read_as_no_project(registry, tmp_path, monkey
     monkeypatch.setattr(live.registry, "get_project", unavailable)
     with pytest.raises(SPEError, match="registry unavailable"):
         live.authorize_spawn()
+
+
+def test_deleting_prepared_data_is_audited_per_dataset(registry, tmp_path):
+    """The spawner deletes a workspace's data through the one audited deletion."""
+    live = spawner(registry, tmp_path, "live")
+    live.prepare_data(live.authorize_spawn())
+    live.delete_prepared_data()
+    assert not live.workspace_data_dir().exists()
+    deleted = [(e.actor, e.project, e.target) for e in registry.audit.events()
+               if e.action == "dataset.delete"]
+    assert deleted == [("ann", "live", "ds")]

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from lnds_spe import workspace_egress
-from lnds_spe.workspace_egress import model_hands_out_bytes, refusal
+from lnds_spe.workspace import egress as workspace_egress
+from lnds_spe.workspace.egress import model_hands_out_bytes, refusal
 
 BASE = "/user/alice/pa/"
 CSV = "data/survey/survey.csv"
@@ -141,4 +141,4 @@ def test_refusal_body_names_the_airlock():
 
 def test_extension_point_names_this_module():
     points = workspace_egress._jupyter_server_extension_points()
-    assert points == [{"module": "lnds_spe.workspace_egress"}]
+    assert points == [{"module": "lnds_spe.workspace.egress"}]

@@ -255,4 +255,4 @@ def _load_jupyter_server_extension(serverapp) -> None:
 
 def _jupyter_server_extension_points() -> list[dict]:
     """The extension point Jupyter server looks for."""
-    return [{"module": "lnds_spe.workspace_egress"}]
+    return [{"module": "lnds_spe.workspace.egress"}]
