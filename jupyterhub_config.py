@@ -19,7 +19,16 @@ from lnds_spe.config import database_url, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
 from lnds_spe.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.db import upgrade_database  # noqa: E402
-from lnds_spe.demo import DEMO_USERS, ensure_demo_accounts  # noqa: E402
+from lnds_spe.demo import ACCOUNTS_FILE, DEMO_USERS, ensure_demo_accounts  # noqa: E402
+from lnds_spe.hub.identity import (  # noqa: E402
+    AUTHENTICATORS,
+    auth_state_key,
+    authenticator_choice,
+    demo_mode_requested,
+    native_settings,
+    oidc_settings,
+    shared_demo_password,
+)
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import REVIEW_SERVER, can_review, startable_projects  # noqa: E402
@@ -75,16 +84,33 @@ c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page,
                               "spe_review_server": review_server_for_home_page}
 
 # --- Who may log in -----------------------------------------------------------------------------
-# Demo default: one shared password for users and one for admins, generated once by
-# `spe demo init` into <state>/demo-accounts.json (mode 600). Production sets SPE_AUTHENTICATOR
-# (e.g. OIDC).
+# Each person signs in as themselves (lnds_spe/hub/identity.py): SPE_AUTHENTICATOR=oidc through the
+# institution's OpenID Connect provider (SPE_OIDC_*: groups claim -> admin, output checker and
+# allowed groups, optional multi-factor acr/amr, access ended and servers stopped when the
+# provider stops vouching), or by default per-person accounts with their own hashed passwords,
+# created by admins. SPE_DEMO_MODE=1 (./run up, scripts/hub.sh) provisions the demo's accounts,
+# one generated password each, from <state>/demo-accounts.json (mode 600; `spe demo init`), and is
+# the only mode in which a shared password (SPE_AUTHENTICATOR=shared-password) may run.
+DEMO_MODE = demo_mode_requested(os.environ)
 ADMINS = {name for name in env("SPE_ADMIN_USERS", "admin").split(",") if name}
 c.Authenticator.admin_users = ADMINS
-c.JupyterHub.authenticator_class = env("SPE_AUTHENTICATOR", "shared-password")
-if c.JupyterHub.authenticator_class == "shared-password":
-    accounts, _ = ensure_demo_accounts(STATE)
-    c.SharedPasswordAuthenticator.user_password = accounts["user_password"]
-    c.SharedPasswordAuthenticator.admin_password = accounts["admin_password"]
+c.JupyterHub.authenticator_class = authenticator_choice(os.environ.get("SPE_AUTHENTICATOR", ""),
+                                                        DEMO_MODE)
+GROUPS_FROM_PROVIDER = c.JupyterHub.authenticator_class == AUTHENTICATORS["oidc"]
+c.SPEOIDCAuthenticator.registry_url = c.SPENativeAuthenticator.registry_url = REGISTRY_URL
+if GROUPS_FROM_PROVIDER:
+    hub_url = env("SPE_HUB_PUBLIC_URL", c.JupyterHub.bind_url).rstrip("/")
+    for name, value in oidc_settings(os.environ, hub_url).items():
+        setattr(c.SPEOIDCAuthenticator, name, value)
+    c.CryptKeeper.keys = [auth_state_key(HUB_STATE)]  # tokens in auth_state, encrypted at rest
+elif c.JupyterHub.authenticator_class == AUTHENTICATORS["native"]:
+    accounts_file = str(STATE / ACCOUNTS_FILE) if DEMO_MODE else None
+    if DEMO_MODE:
+        ensure_demo_accounts(STATE)
+    for name, value in native_settings(accounts_file).items():
+        setattr(c.SPENativeAuthenticator, name, value)
+else:  # the shared password, demo mode only (authenticator_choice refuses it otherwise)
+    c.SharedPasswordAuthenticator.user_password = shared_demo_password(os.environ)
     c.Authenticator.allow_all = True  # project membership, checked at each spawn, gates workspaces
 
 # --- Who may do what in the airlock ------------------------------------------------------------
@@ -101,7 +127,8 @@ c.JupyterHub.custom_scopes = {
 }
 DEMO_CHECKERS = ",".join(u for u, roles in DEMO_USERS.items() if "output_checker" in roles)
 OUTPUT_CHECKERS = [u for u in env("SPE_OUTPUT_CHECKERS", DEMO_CHECKERS).split(",") if u]
-c.JupyterHub.load_groups = {"output-checkers": {"users": OUTPUT_CHECKERS}}
+c.JupyterHub.load_groups = {} if GROUPS_FROM_PROVIDER else {  # with OIDC: the provider's groups
+    "output-checkers": {"users": OUTPUT_CHECKERS}}
 
 # --- How workspaces start -----------------------------------------------------------------------
 # One named server per project, named by the project slug; the default server is refused.
@@ -123,10 +150,9 @@ c.SPEPolicyMixin.hub_port_for_workspaces = c.JupyterHub.hub_port
 # against their manifest, and mounted read-only; before any key exists only plain data is served.
 KEY_DIR = STATE / "keys"
 if (KEY_DIR / PRIVATE_KEY_NAME).exists():
-    demo_mode = c.JupyterHub.authenticator_class == "shared-password"
     c.SPEPolicyMixin.prepare_datasets = make_encrypted_preparer(
         registry_at(REGISTRY_URL), private_key_path=KEY_DIR / PRIVATE_KEY_NAME,
-        passphrase=hub_passphrase(KEY_DIR, demo_mode=demo_mode), plain_state_dir=STATE)
+        passphrase=hub_passphrase(KEY_DIR, demo_mode=DEMO_MODE), plain_state_dir=STATE)
 c.SPEDockerSpawner.prefix = env("SPE_CONTAINER_PREFIX", "spe")
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = int(env("SPE_START_TIMEOUT", "180"))
