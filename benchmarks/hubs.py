@@ -1,19 +1,22 @@
 """A JupyterHub process for benchmarks: started on free loopback ports, driven through REST.
 
 The same flow as the workspace integration tests (tests/integration/workspaces/conftest.py),
-without pytest: log in with the shared password, make an API token, start and stop named servers,
+without pytest: log in with each person's own password, make an API token, start and stop named servers,
 and reach them through the hub's proxy. Failures raise HubError with the end of the hub's log.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def demo_accounts(state_dir: Path, names: Iterable[str]) -> dict[str, str]:
+    """Write <state>/demo-accounts.json (mode 600) with a password of its own for each name.
+
+    A hub started with SPE_DEMO_MODE=1 makes these its accounts; the passwords are returned.
+    """
+    passwords = {name: f"{name}-{secrets.token_urlsafe(16)}" for name in names}
+    path = state_dir / "demo-accounts.json"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"passwords": passwords}))
+    return passwords
 
 
 def engine_socket() -> str:
@@ -61,7 +76,7 @@ class HubProcess:
     url: str
     env: dict[str, str]
     workdir: Path
-    passwords: dict[str, str]
+    passwords: dict[str, str]  # user name -> that person's own password
     process: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -114,14 +129,17 @@ class HubProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def login(self, username: str) -> requests.Session:
-        """A browser-like session logged in with the user's shared password."""
+        """A browser-like session logged in with the user's own password."""
+        if username not in self.passwords:
+            raise HubError(f"{self.label} hub: no account for {username}: add them to the "
+                           "accounts the hub was started with (demo_accounts)")
         session = requests.Session()
         page = session.get(f"{self.url}/hub/login", timeout=30)
         found = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
         xsrf = session.cookies.get("_xsrf") or (found.group(1) if found else "")
-        password = self.passwords["admin" if username == "admin" else "user"]
         answer = session.post(f"{self.url}/hub/login?next=", timeout=30, allow_redirects=False,
-                              data={"username": username, "password": password, "_xsrf": xsrf})
+                              data={"username": username, "password": self.passwords[username],
+                                    "_xsrf": xsrf})
         if answer.status_code != 302:
             raise HubError(f"{self.label} hub: login of {username} failed with "
                            f"{answer.status_code}:\n{self.log_tail()}")

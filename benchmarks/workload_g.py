@@ -14,7 +14,6 @@ image; the timed starts alternate between the hubs so drift in machine load hits
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -31,7 +30,15 @@ from pathlib import Path
 import requests
 
 from benchmarks import harness
-from benchmarks.hubs import ROOT, HubError, HubProcess, engine_socket, free_port, require_tools
+from benchmarks.hubs import (
+    ROOT,
+    HubError,
+    HubProcess,
+    demo_accounts,
+    engine_socket,
+    free_port,
+    require_tools,
+)
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name
 
@@ -122,18 +129,16 @@ def seed_registry(url: str, state_dir: Path, slug: str, image: str) -> None:
     registry.add_dataset(slug, "visits", f"file://{folder}", actor="benchmark-g")
 
 
-def spe_hub(workdir: Path, prefix: str, slug: str, image: str,
-            passwords: dict[str, str]) -> HubProcess:
+def spe_hub(workdir: Path, prefix: str, slug: str, image: str) -> HubProcess:
     """The SPE hub from the checkout's jupyterhub_config.py, with its own state and registry."""
     registry_url = f"sqlite:///{workdir / 'spe.sqlite'}"
     seed_registry(registry_url, workdir, slug, image)
-    accounts = workdir / "demo-accounts.json"
-    accounts.touch(mode=0o600)
-    accounts.write_text(json.dumps(passwords))
+    passwords = demo_accounts(workdir, [USER, "admin"])
     port = free_port()
     env = {**os.environ,
            "DOCKER_HOST": f"unix://{engine_socket()}",
            "SPE_STATE_DIR": str(workdir),
+           "SPE_DEMO_MODE": "1",  # the accounts of demo-accounts.json, one password each
            "SPE_DATABASE_URL": registry_url,
            "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}",
            "SPE_HUB_API_PORT": str(free_port()),
@@ -143,13 +148,12 @@ def spe_hub(workdir: Path, prefix: str, slug: str, image: str,
            "SPE_WORKSPACE_IMAGE": image,
            "PYTHONPATH": str(ROOT)}
     return HubProcess("SPE", ROOT / "jupyterhub_config.py", f"http://127.0.0.1:{port}", env,
-                      workdir, {"user": passwords["user_password"],
-                                "admin": passwords["admin_password"]})
+                      workdir, passwords)
 
 
-def plain_hub(workdir: Path, prefix: str, image: str, network: str, gateway: str,
-              passwords: dict[str, str]) -> HubProcess:
+def plain_hub(workdir: Path, prefix: str, image: str, network: str, gateway: str) -> HubProcess:
     """The peer hub: plain DockerSpawner on the default network, hub API on its gateway."""
+    passwords = {USER: "bench-" + secrets.token_urlsafe(12), "admin": secrets.token_urlsafe(32)}
     port, api_port = free_port(), free_port()
     env = {**os.environ,
            "DOCKER_HOST": f"unix://{engine_socket()}",
@@ -158,14 +162,13 @@ def plain_hub(workdir: Path, prefix: str, image: str, network: str, gateway: str
            "BENCH_HUB_API_PORT": str(api_port),
            "BENCH_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
            "BENCH_HUB_CONNECT_URL": f"http://{gateway}:{api_port}",
-           "BENCH_USER_PASSWORD": passwords["user_password"],
-           "BENCH_ADMIN_PASSWORD": passwords["admin_password"],
+           "BENCH_USER_PASSWORD": passwords[USER],
+           "BENCH_ADMIN_PASSWORD": passwords["admin"],
            "BENCH_WORKSPACE_IMAGE": image,
            "BENCH_CONTAINER_PREFIX": prefix,
            "BENCH_NETWORK": network}
     return HubProcess("plain", Path(__file__).with_name("plain_hub_config.py"),
-                      f"http://127.0.0.1:{port}", env, workdir,
-                      {"user": passwords["user_password"], "admin": passwords["admin_password"]})
+                      f"http://127.0.0.1:{port}", env, workdir, passwords)
 
 
 def wait_lab_ready(contender: Contender, deadline: float) -> str:
@@ -300,19 +303,16 @@ def run(scale: str, threads: int) -> dict:
     tag = uuid.uuid4().hex[:6]
     slug = f"gbench{tag}"
     prefixes = [f"gspe{tag}", f"gplain{tag}"]
-    passwords = {"user_password": "bench-" + secrets.token_urlsafe(12),
-                 "admin_password": secrets.token_urlsafe(32)}
     workdir = Path(tempfile.mkdtemp(prefix="spe-bench-g-"))
     contenders: list[Contender] = []
     try:
         (workdir / "spe").mkdir()
         (workdir / "plain").mkdir()
         contenders = [
-            Contender("SPEDockerSpawner", spe_hub(workdir / "spe", prefixes[0], slug, image,
-                                                  passwords),
+            Contender("SPEDockerSpawner", spe_hub(workdir / "spe", prefixes[0], slug, image),
                       prefixes[0], slug, {"project": slug, "image": image}),
             Contender("DockerSpawner", plain_hub(workdir / "plain", prefixes[1], image, network,
-                                                 gateway, passwords),
+                                                 gateway),
                       prefixes[1], slug, {}),
         ]
         for contender in contenders:

@@ -1,4 +1,4 @@
-"""The demo: one project, its members, an encrypted dataset and generated passwords, made idempotently."""
+"""The demo: one project, its members, an encrypted dataset and a password per account, made idempotently."""
 
 import json
 import os
@@ -101,16 +101,21 @@ def init_demo(registry: "Registry", state_dir: Path, actor: str) -> dict | None:
 
 
 def ensure_demo_accounts(state_dir: Path) -> tuple[dict, bool]:
-    """The demo accounts file (users, roles, shared passwords), made on first use: (accounts, new?)."""
+    """The demo accounts file (users, roles, one password each), made on first use: (accounts, new?).
+
+    A file of the old shape (one password shared by every user) is replaced by a new one.
+    """
     accounts_file = state_dir / ACCOUNTS_FILE
     if accounts_file.exists():
         try:
-            return json.loads(accounts_file.read_text()), False
+            accounts = json.loads(accounts_file.read_text())
         except ValueError:
             raise SPEError(f"{accounts_file} is not valid JSON: delete it and run again") from None
+        if isinstance(accounts.get("passwords"), dict):
+            return accounts, False
     accounts = {
-        "user_password": secrets.token_urlsafe(12),
-        "admin_password": secrets.token_urlsafe(32),
+        "passwords": {name: secrets.token_urlsafe(12) for name in DEMO_USERS}
+        | {name: secrets.token_urlsafe(24) for name in DEMO_ADMINS},
         "users": DEMO_USERS,
         "admins": DEMO_ADMINS,
     }

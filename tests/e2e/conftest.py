@@ -44,6 +44,7 @@ def demo_hub(tmp_path_factory) -> Iterator[tuple[str, dict, Path]]:
     state = tmp_path_factory.mktemp("e2e-state")
     port = free_port()
     env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_PYTHON": sys.executable,
+           "SPE_DEMO_MODE": "1",  # as ./run up: the demo's accounts, one password each
            "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),
            "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
            "SPE_AIRLOCK_PORT": str(free_port()),

@@ -92,11 +92,11 @@ def review(page, comment: str) -> None:
 
 def test_two_checkers_review_in_the_browser_and_alice_downloads(browser, demo_hub, tmp_path):
     url, accounts, state = demo_hub
-    password = accounts["user_password"]
-    request_id = submitted_request(url, state, airlock_token(url, password, "alice"))
+    passwords = accounts["passwords"]
+    request_id = submitted_request(url, state, airlock_token(url, passwords["alice"], "alice"))
     request_url = f"{url}{AIRLOCK}requests/{request_id}"
 
-    carol = logged_in(browser, url, "carol", password)
+    carol = logged_in(browser, url, "carol", passwords["carol"])
     assert request_id in carol.inner_text("#to-review-table")
     carol.click(f"#to-review-table tr[data-request='{request_id}'] a")
     carol.wait_for_url(request_url)
@@ -115,7 +115,7 @@ def test_two_checkers_review_in_the_browser_and_alice_downloads(browser, demo_hu
         carol.screenshot(path=str(tmp_path / "carol.png"), full_page=True)
     assert "forged" not in carol.content()
 
-    dave = logged_in(browser, url, "dave", password)
+    dave = logged_in(browser, url, "dave", passwords["dave"])
     dave.click(f"#to-review-table tr[data-request='{request_id}'] a")
     dave.wait_for_url(request_url)
     assert dave.locator("#file-1 .file-votes").count() == 0
@@ -129,7 +129,7 @@ def test_two_checkers_review_in_the_browser_and_alice_downloads(browser, demo_hu
     dave.wait_for_selector("#status.status-released")
     assert dave.locator("#download").count() == 0  # checkers do not download releases
 
-    alice = logged_in(browser, url, "alice", password)
+    alice = logged_in(browser, url, "alice", passwords["alice"])
     assert "released" in alice.inner_text(f"#my-requests-table tr[data-request='{request_id}']")
     alice.click(f"#my-requests-table tr[data-request='{request_id}'] a")
     alice.wait_for_url(request_url)

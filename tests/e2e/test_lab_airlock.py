@@ -124,10 +124,10 @@ def test_export_through_the_lab_extension(browser, demo_hub):
 def journey(browser, demo_hub, steps: Steps) -> None:
     """The whole journey; each step's screenshot in `steps`."""
     url, accounts, state = demo_hub
-    password = accounts["user_password"]
+    passwords = accounts["passwords"]
 
     # alice: start the project, write a table to ~/outputs from a notebook.
-    alice = log_in(browser, url, "alice", password)
+    alice = log_in(browser, url, "alice", passwords["alice"])
     start_server(alice, url, "alice", "demo")
     alice.click(".jp-LauncherCard[data-category='Notebook']", timeout=120_000)
     alice.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=180_000)
@@ -158,7 +158,7 @@ def journey(browser, demo_hub, steps: Steps) -> None:
     steps.shot(alice, "alice-submitted-with-findings")
 
     # carol and dave: their review servers open on the review panel; both ask for changes.
-    carol = log_in(browser, url, "carol", password)
+    carol = log_in(browser, url, "carol", passwords["carol"])
     carol.wait_for_selector("#spe-review")
     start_server(carol, url, "carol", "review")
     carol.wait_for_selector("#lnds-review-queue", timeout=60_000)
@@ -170,7 +170,7 @@ def journey(browser, demo_hub, steps: Steps) -> None:
     steps.shot(carol, "carol-review-flagged-cell")
     review(carol, steps, "carol", "changes_requested", "South/F is 3: merge or suppress it")
 
-    dave = log_in(browser, url, "dave", password)
+    dave = log_in(browser, url, "dave", passwords["dave"])
     start_server(dave, url, "dave", "review")
     dave.wait_for_selector("#lnds-review-queue", timeout=60_000)
     open_request(dave, request_id, 1)

@@ -10,7 +10,7 @@ def test_researcher_logs_in_starts_demo_and_runs_a_cell(browser, demo_hub, tmp_p
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.goto(f"{url}/hub/login")
     page.fill("#username_input", "alice")
-    page.fill("#password_input", accounts["user_password"])
+    page.fill("#password_input", accounts["passwords"]["alice"])
     page.click("#login_submit")
 
     page.wait_for_selector("#spe-projects")
@@ -55,9 +55,9 @@ def test_non_member_sees_no_project_and_is_refused(browser, demo_hub):
     url, accounts, _ = demo_hub
     page = browser.new_context().new_page()
     page.goto(f"{url}/hub/login")
-    page.fill("#username_input", "mallory")
-    page.fill("#password_input", accounts["user_password"])
+    page.fill("#username_input", "admin")  # an account of the demo, member of no project
+    page.fill("#password_input", accounts["passwords"]["admin"])
     page.click("#login_submit")
     page.wait_for_selector("#spe-no-projects")
-    page.goto(f"{url}/hub/spawn/mallory/demo")
+    page.goto(f"{url}/hub/spawn/admin/demo")
     assert "You have no active project" in page.content()

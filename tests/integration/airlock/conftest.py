@@ -1,6 +1,5 @@
 """An airlock over a real registry database (SQLite and PostgreSQL) with a project and its people."""
 
-import json
 import os
 import secrets
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.hubs import HubError, HubProcess, free_port
+from benchmarks.hubs import HubError, HubProcess, demo_accounts, free_port
 from lnds_spe.airlock import policies
 from lnds_spe.airlock.service import Airlock, Caller
 from lnds_spe.projects import open_registry
@@ -107,18 +106,16 @@ def airlock_hub(tmp_path_factory) -> Iterator[AirlockHub]:
     registry = open_registry(registry_url)
     seed_project(registry)
     registry.engine.dispose()
-    passwords = {"user_password": "u-" + secrets.token_urlsafe(12),
-                 "admin_password": "a-" + secrets.token_urlsafe(32)}
-    (state / "demo-accounts.json").write_text(json.dumps(passwords))
-    os.chmod(state / "demo-accounts.json", 0o600)
+    passwords = demo_accounts(state, USER_SCOPES)
     port = free_port()
-    env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_DATABASE_URL": registry_url,
+    env = {**os.environ, "SPE_STATE_DIR": str(state), "SPE_DEMO_MODE": "1",
+           "SPE_DATABASE_URL": registry_url,
            "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),
            "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
            "SPE_AIRLOCK_PORT": str(free_port()), "SPE_OUTPUT_CHECKERS": "carol,dave,bob",
            "SPE_CONTAINER_PREFIX": f"spa{secrets.token_hex(3)}", "PYTHONPATH": str(ROOT)}
     hub = HubProcess("airlock", ROOT / "jupyterhub_config.py", f"http://127.0.0.1:{port}", env,
-                     state, {"user": passwords["user_password"], "admin": passwords["admin_password"]})
+                     state, passwords)
     hub.launch()
     try:
         hub.wait_up()

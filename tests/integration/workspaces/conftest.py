@@ -29,7 +29,7 @@ import requests
 import websocket
 
 from benchmarks import hubs
-from benchmarks.hubs import HubError, HubProcess, free_port
+from benchmarks.hubs import HubError, HubProcess, demo_accounts, free_port
 from lnds_spe.crypto import PUBLIC_KEY_NAME, generate_keypair, load_public_key
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name, review_network_name
@@ -42,8 +42,6 @@ DEFAULT_SOCKET = "/run/spe/podman.sock"
 SECRETS = {"SPE_KEY_PASSPHRASE": "kp-" + secrets.token_hex(12),
            "AWS_ACCESS_KEY_ID": "ak-" + secrets.token_hex(12),
            "AWS_SECRET_ACCESS_KEY": "sk-" + secrets.token_hex(12)}
-PASSWORD = "test-" + secrets.token_urlsafe(8)
-ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(32)
 
 
 def fail_missing(what: str, how: str) -> None:
@@ -213,12 +211,14 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     port, api_port, proxy_port = free_port(), free_port(), free_port()
     hub_dir = state_dir / "hub"
     hub_dir.mkdir()
-    (state_dir / "demo-accounts.json").write_text(
-        json.dumps({"user_password": PASSWORD, "admin_password": ADMIN_PASSWORD}))
+    people = {u for users, _, _ in PROJECTS.values() for u in users}
+    people |= {u for users in CHECKERS.values() for u in users}
+    passwords = demo_accounts(state_dir, sorted(people | {"admin"}))
     env = {
         **os.environ,
         "DOCKER_HOST": f"unix://{engine_socket()}",
         "SPE_STATE_DIR": str(state_dir),
+        "SPE_DEMO_MODE": "1",  # each account of demo-accounts.json with its own password
         "SPE_DATABASE_URL": registry_url,
         "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}",
         "SPE_HUB_API_PORT": str(api_port),
@@ -234,7 +234,7 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         **SECRETS,
     }
     hub = Hub(label="test", config=ROOT / "jupyterhub_config.py", url=f"http://127.0.0.1:{port}",
-              env=env, workdir=hub_dir, passwords={"user": PASSWORD, "admin": ADMIN_PASSWORD},
+              env=env, workdir=hub_dir, passwords=passwords,
               state_dir=state_dir, prefix=prefix)
     hub.start()
     try:
