@@ -27,6 +27,7 @@ import jwt
 from jupyterhub.handlers.login import LogoutHandler
 from jupyterhub.scopes import needs_scope
 from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 from nativeauthenticator.handlers import SignUpHandler
 from nativeauthenticator.orm import UserInfo
 from oauthenticator.generic import GenericOAuthenticator
@@ -348,6 +349,20 @@ class AdminSignUpHandler(SignUpHandler):
         return await super().post()
 
 
+class SPENativeLoginHandler(NativeLoginHandler):
+    """NativeAuthenticator's login page; its POST without the statsd timer JupyterHub 5 removed."""
+
+    async def post(self):
+        data = {name: self.get_argument(name, strip=False) for name in self.request.arguments}
+        user = await self.login_user(data)
+        if user:
+            self._jupyterhub_user = user
+            self.redirect(self.get_next_url(user))
+            return
+        self.finish(await self._render(login_error="Invalid user name, password or 2FA code.",
+                                       username=data.get("username", "")))
+
+
 class AuditedLogoutHandler(AuditedLogoutMixin, LogoutHandler):
     """JupyterHub's logout, audited."""
 
@@ -365,9 +380,9 @@ class SPENativeAuthenticator(AuditedSignInMixin, NativeAuthenticator):
                 self.provision(json.load(handle).get("passwords", {}))
 
     def get_handlers(self, app):
-        """Native handlers with an admins-only sign-up page and an audited logout."""
-        handlers = [(path, AdminSignUpHandler if path == r"/signup" else handler)
-                    for path, handler in super().get_handlers(app)]
+        """Native handlers with an admins-only sign-up page, a working login and an audited logout."""
+        ours = {r"/signup": AdminSignUpHandler, r"/login": SPENativeLoginHandler}
+        handlers = [(path, ours.get(path, handler)) for path, handler in super().get_handlers(app)]
         return [(r"/logout", AuditedLogoutHandler), *handlers]
 
     def create_user(self, username, password, **kwargs):
