@@ -25,7 +25,8 @@ say() { echo "[hub] $*" >&2; }
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 clean_firewall() {
-    # Host firewall chains of this hub's project networks that no container uses any more.
+    # Host firewall chains (host side and bridge) of this hub's project networks that no container
+    # uses any more, and the port guards of hubs that are gone.
     [ "$(id -u)" = 0 ] && command -v iptables >/dev/null 2>&1 || return 0
     if [ -z "${DOCKER_HOST:-}" ] && [ -S /run/spe/podman.sock ]; then
         export DOCKER_HOST=unix:///run/spe/podman.sock
