@@ -54,7 +54,9 @@ upgrade_database(REGISTRY_URL)  # migrations run at setup and here, never behind
 
 # --- Where the hub listens ----------------------------------------------------------------------
 # Users reach the proxy; the hub API listens on all addresses so that each project's workspaces
-# reach it on their network's gateway (the host firewall lets them reach nothing else there).
+# reach it on their network's gateway, which exists only while a workspace is attached (so no
+# fixed address can be bound). The host firewall lets workspaces reach nothing else there, and
+# guards this port from every other interface (see the airlock below, N8).
 c.JupyterHub.bind_url = env("SPE_HUB_BIND_URL", "http://127.0.0.1:8000")
 c.JupyterHub.hub_ip = env("SPE_HUB_API_IP", "0.0.0.0")
 c.JupyterHub.hub_port = int(env("SPE_HUB_API_PORT", "8081"))
@@ -178,6 +180,16 @@ SERVICE_ENV = {
 # the airlock with it; SPE_AIRLOCK_API_URL tells the server where the airlock is.
 AIRLOCK_PORT = int(env("SPE_AIRLOCK_PORT", "8010"))
 AIRLOCK_BIND_IP = env("SPE_AIRLOCK_BIND_IP", "0.0.0.0")
+# Hub API and airlock listen on all addresses: the host firewall rejects new connections to their
+# ports from anything but loopback and the project networks (whose own chains accept these two
+# ports first), before either listens. The rules installed are the hub log's record (N8).
+if c.JupyterHub.spawner_class == SPAWNERS["docker"] and \
+        env("SPE_HOST_FIREWALL", "1") not in ("0", "false", "no"):
+    from lnds_spe.hub.firewall import guard_hub_ports
+
+    for rule in guard_hub_ports(c.SPEDockerSpawner.prefix, [c.JupyterHub.hub_port, AIRLOCK_PORT],
+                                os.getpid()):
+        print(f"[spe] host firewall guards the hub's ports: {rule}", file=sys.stderr)
 AIRLOCK_URL = f"http://127.0.0.1:{AIRLOCK_PORT}"
 c.SPEPolicyMixin.airlock_port_for_workspaces = AIRLOCK_PORT
 c.JupyterHub.services = [

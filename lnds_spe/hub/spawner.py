@@ -348,8 +348,9 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
 
     host_firewall = Bool(
         os.environ.get("SPE_HOST_FIREWALL", "1") not in ("0", "false", "no"),
-        help="""Install host iptables rules so a project's subnet reaches only the hub port on
-        the host (needs root and iptables; turn off when the hub itself runs in a container).""",
+        help="""Install host firewall rules so a project's subnet reaches only the hub ports on
+        the host and no other workspace (needs root, iptables and nftables; turn off when the hub
+        itself runs in a container).""",
     ).tag(config=True)
 
     hub_host_alias = Unicode(
@@ -410,6 +411,8 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
             from lnds_spe.hub.firewall import apply_firewall
 
             await asyncio.to_thread(apply_firewall, network, subnet, self.host_ports())
+            self.log.info("Host firewall of %s (%s): ports %s on the host, no workspace to "
+                          "workspace traffic", network, subnet, self.host_ports())
         image = self.requested_image()
         self.image = image
         self.allowed_images = {image: image}
