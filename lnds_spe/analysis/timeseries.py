@@ -198,6 +198,11 @@ def _window_kernel(offsets, times, values, r_off, r_starts, r_sums, r_counts, r_
     return sums, counts, mins, maxs
 
 
+def _mean_or_nan(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """sums / counts per series, NaN where the count is 0."""
+    return np.where(counts == 0, np.nan, sums / np.maximum(counts, 1))
+
+
 @dataclass
 class Rollup:
     """Per-series aggregates of whole time buckets of `width` time units."""
@@ -409,9 +414,8 @@ class TimeSeriesStore:
                 rollup.sums, rollup.counts, rollup.mins, rollup.maxs, rollup.width, t0, t1,
                 True, minmax, selected)
         empty = counts == 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = {"series": self.series_ids[selected], "count": counts, "sum": sums,
-                   "mean": np.where(empty, np.nan, sums / np.maximum(counts, 1))}
+        out = {"series": self.series_ids[selected], "count": counts, "sum": sums,
+               "mean": _mean_or_nan(sums, counts)}
         if minmax:
             out["min"] = np.where(empty, np.nan, mins)
             out["max"] = np.where(empty, np.nan, maxs)
@@ -512,7 +516,5 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     threads = thread_count(threads)
     numba.set_num_threads(threads)
     sums, counts = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), mask, threads)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(counts == 0, np.nan, sums / np.maximum(counts, 1))
     keep = np.flatnonzero(mask)
-    return {"series": keep, "count": counts[keep], "mean": mean[keep]}
+    return {"series": keep, "count": counts[keep], "mean": _mean_or_nan(sums, counts)[keep]}

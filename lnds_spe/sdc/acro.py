@@ -21,8 +21,8 @@ from lnds_spe.sdc.ledger import CountTable, count_table_from_frame, differencing
 from lnds_spe.sdc.records import (
     Record,
     Records,
-    ResultsFormatError,
     outcome_frame,
+    release_folder_free,
     session_summary,
     write_evidence,
 )
@@ -32,6 +32,7 @@ from lnds_spe.sdc.tables import (
     agg_callable,
     aggfunc_label,
     aggfunc_name,
+    as_list,
     checked_crosstab,
     combine_blocks,
     label_block,
@@ -66,16 +67,11 @@ _AGGFUNC_ANALYSIS = {None: "FrequencyTable", "count": "FrequencyTable", "mode": 
                      "std": "StandardDeviation", "sum": "Sum", "min": "Minimum", "max": "Maximum"}
 
 
-def _as_list(spec: Any) -> list:
-    """A column spec (None, a name or a list of names) as a list."""
-    return [] if spec is None else (list(spec) if isinstance(spec, list | tuple) else [spec])
-
-
 def _variable_names(keys: list, values: Any) -> dict[str, Any]:
     """FAIR description of a table: its dependent and independent variables, as ACRO's."""
     independent = []
     for key in keys:
-        for item in [key] if isinstance(key, pd.Series) else _as_list(key):
+        for item in [key] if isinstance(key, pd.Series) else as_list(key):
             name = item if isinstance(item, str) else getattr(item, "name", None)
             if name is not None:
                 independent.append(str(name))
@@ -312,7 +308,7 @@ class ACRO:
             The pivot table, with unsafe cells suppressed (NaN) or rounded when that mitigation is
             on.
         """
-        value_names = _as_list(values)
+        value_names = as_list(values)
         if not value_names:
             raise NoValuesError("pivot_table needs a values column: pass values='name'.")
         if len(value_names) > 1:
@@ -324,8 +320,8 @@ class ACRO:
         command = _caller_command()
         value = value_names[0]
         aggfuncs = aggfunc if isinstance(aggfunc, list) else [aggfunc]
-        rows = [data[n] for n in _as_list(index)]
-        cols = [data[n] for n in _as_list(columns)]
+        rows = [data[n] for n in as_list(index)]
+        cols = [data[n] for n in as_list(columns)]
         table = pd.pivot_table(
             data, values=values, index=index, columns=columns,
             aggfunc=[agg_callable(a) for a in aggfuncs] if isinstance(aggfunc, list)
@@ -1023,12 +1019,7 @@ class ACRO:
         Records or None
             The session's records, or None when the folder already exists.
         """
-        if not self.federated and ext not in ("json", "xlsx"):
-            raise ResultsFormatError(
-                f"Invalid file extension. Options: {{json, xlsx}} (got {ext!r}).")
-        if Path(path).exists():
-            logger.warning("Results file can not be created. Directory %s already exists. "
-                           "Please choose a different directory name.", path)
+        if not release_folder_free(path, None if self.federated else ext):
             return None
         if self.federated:
             write_evidence(path, self._federated_evidence, self.config)

@@ -107,6 +107,20 @@ def outcome_frame(table: pd.DataFrame, flags: dict[str, np.ndarray]) -> pd.DataF
     return pd.DataFrame(text, index=table.index, columns=table.columns)
 
 
+def release_folder_free(path: str | Path, ext: str | None) -> bool:
+    """Whether a release folder may be written at `path`: a results format (`ext`, None when
+    there is none) other than json or xlsx raises; an existing folder is logged and is False,
+    as ACRO does."""
+    if ext is not None and ext not in ("json", "xlsx"):
+        raise ResultsFormatError(
+            f"Invalid file extension. Options: {{json, xlsx}} (got {ext!r}).")
+    if Path(path).exists():
+        logger.warning("Results file can not be created. Directory %s already exists. "
+                       "Please choose a different directory name.", path)
+        return False
+    return True
+
+
 def _label(value: Any) -> str:
     """JSON key for a table label (tuples joined as pandas prints them)."""
     return str(value) if not isinstance(value, tuple) else ", ".join(str(v) for v in value)
@@ -234,12 +248,7 @@ class Records:
         Session summaries are "do not release" material and never enter this folder.
         """
         target = Path(path)
-        if ext not in ("json", "xlsx"):
-            raise ResultsFormatError(
-                f"Invalid file extension. Options: {{json, xlsx}} (got {ext!r}).")
-        if target.exists():
-            logger.warning("Results file can not be created. Directory %s already exists. "
-                           "Please choose a different directory name.", target)
+        if not release_folder_free(target, ext):
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -209,12 +209,16 @@ def checked_crosstab(
     return CheckedTable(table, flags, verdict, summary, counts, hidden, notes, how)
 
 
+def as_list(spec: object) -> list:
+    """A spec of names (None, one name, or a list or tuple of them) as a list."""
+    return [] if spec is None else (list(spec) if isinstance(spec, list | tuple) else [spec])
+
+
 def _rename(series: list[pd.Series], names: object) -> list[pd.Series]:
     """Apply rownames/colnames as pandas.crosstab does."""
     if names is None:
         return series
-    names = list(names) if isinstance(names, list | tuple) else [names]
-    return [s.rename(n) for s, n in zip(series, names, strict=False)]
+    return [s.rename(n) for s, n in zip(series, as_list(names), strict=False)]
 
 
 def _normalise(table: pd.DataFrame, how: bool | str, margins: bool) -> pd.DataFrame:
