@@ -20,6 +20,7 @@ from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
 from lnds_spe.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.db import upgrade_database  # noqa: E402
 from lnds_spe.demo import ACCOUNTS_FILE, DEMO_USERS, ensure_demo_accounts  # noqa: E402
+from lnds_spe.hub.admin_console import console_handlers  # noqa: E402
 from lnds_spe.hub.identity import (  # noqa: E402
     AUTHENTICATORS,
     auth_state_key,
@@ -29,6 +30,7 @@ from lnds_spe.hub.identity import (  # noqa: E402
     oidc_settings,
     shared_demo_password,
 )
+from lnds_spe.hub.roles import CUSTOM_SCOPES, spe_admin_role, without_hub_admins  # noqa: E402
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import REVIEW_SERVER, can_review, startable_projects  # noqa: E402
@@ -126,6 +128,7 @@ c.JupyterHub.custom_scopes = {
     SCOPE_REQUEST: {"description": "File export requests for your projects' outputs."},
     SCOPE_REVIEW: {"description": "Review export requests of projects you check."},
     SCOPE_ADMIN: {"description": "See every export request and download released bundles."},
+    **CUSTOM_SCOPES,
 }
 DEMO_CHECKERS = ",".join(u for u, roles in DEMO_USERS.items() if "output_checker" in roles)
 OUTPUT_CHECKERS = [u for u in env("SPE_OUTPUT_CHECKERS", DEMO_CHECKERS).split(",") if u]
@@ -206,7 +209,14 @@ c.JupyterHub.services = [
         f"--max-age={env('SPE_CULL_MAX_AGE', '43200')}",
     ]},
 ]
+# --- Who may do what in the hub ----------------------------------------------------------------
+# JupyterHub's own admin role opens, shares and makes tokens for anyone's server, and load_roles
+# cannot narrow it; so nobody is a JupyterHub admin, and SPE admins (ADMINS) hold spe-admin:
+# users, servers seen and stopped, the admin console at /hub/spe-admin (lnds_spe/hub/roles.py).
+c.JupyterHub.authenticator_class = without_hub_admins(c.JupyterHub.authenticator_class)
+c.JupyterHub.extra_handlers = console_handlers(REGISTRY_URL, str(STATE))
 c.JupyterHub.load_roles = [
+    spe_admin_role(ADMINS),
     {"name": "user", "scopes": ["self", AIRLOCK_ACCESS, SCOPE_REQUEST]},
     {"name": "airlock-checker", "groups": ["output-checkers"], "scopes": [AIRLOCK_ACCESS, SCOPE_REVIEW]},
     {"name": "airlock-admin", "users": sorted(ADMINS), "scopes": [AIRLOCK_ACCESS, SCOPE_ADMIN]},
