@@ -185,17 +185,23 @@ def project_resume(slug: str) -> None:
 def project_close(
     slug: str,
     outputs: Annotated[str | None, typer.Option(
-        help="What happens to its outputs: archive or delete (default $SPE_CLOSE_OUTPUTS, "
-             "else archive).")] = None,
+        help="What happens to its outputs and its members' home volumes: archive or delete "
+             "(default $SPE_CLOSE_OUTPUTS, else archive).")] = None,
 ) -> None:
-    """Close a project for good (final), then archive or delete its outputs."""
+    """Close a project for good (final), then archive or delete its outputs and home volumes."""
     from lnds_spe.lifecycle import close_project
 
     with _registry() as reg:
-        archive = close_project(reg, slug, actor=_actor(), state_dir=state_dir(),
-                                outputs_policy=outputs)
-        kept = f"outputs archived in {archive}" if archive else "outputs deleted (or none)"
-        out.print(f"project {slug} is now closed; {kept}", highlight=False, soft_wrap=True)
+        closed = close_project(reg, slug, actor=_actor(), state_dir=state_dir(),
+                               outputs_policy=outputs)
+        kept = (f"outputs archived in {closed.outputs_archive}" if closed.outputs_archive
+                else "outputs deleted (or none)")
+        homes = f"{len(closed.homes_settled)} home volume(s) done"
+        if closed.homes_pending:
+            homes += (f"; in use, left for the lifecycle enforcer (it stops their workspaces): "
+                      f"{', '.join(closed.homes_pending)}")
+        out.print(f"project {slug} is now closed; {kept}; {homes}", highlight=False,
+                  soft_wrap=True)
 
 
 # Members

@@ -154,6 +154,13 @@ def outputs_over_quota(project: ProjectInfo, used_bytes: int) -> str | None:
             f"(spe project update {project.slug} --outputs-quota SIZE) or to remove files")
 
 
+def check_outputs_quota(project: ProjectInfo, used_bytes: int) -> None:
+    """SpawnDenied when the project's outputs are over their quota (a soft quota: see docs)."""
+    reason = outputs_over_quota(project, used_bytes)
+    if reason:
+        raise SpawnDenied(reason)
+
+
 def _can(check: Callable[..., None]) -> Callable[..., bool]:
     """The bool form of a check: True when it raises no SpawnDenied."""
 

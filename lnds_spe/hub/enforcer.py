@@ -2,7 +2,9 @@
 
 Run by the hub as a managed service (`python -m lnds_spe.hub.enforcer`); every
 $SPE_ENFORCE_EVERY seconds (default 20) it lists running servers through the hub API, asks the
-registry, stops those that must stop and writes one audit event each, with the reason.
+registry, stops those that must stop and writes one audit event each, with the reason. A
+workspace whose project's outputs are over their quota stops too. Then it archives or deletes
+the home volumes of closed projects that no workspace uses any more (lnds_spe.lifecycle).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import date
 
+from lnds_spe.config import state_dir
 from lnds_spe.errors import ProjectNotFound
-from lnds_spe.policy import REVIEW_SERVER, must_stop, review_server_must_stop
+from lnds_spe.lifecycle import outputs_bytes, settle_closed_homes
+from lnds_spe.policy import REVIEW_SERVER, must_stop, outputs_over_quota, review_server_must_stop
 from lnds_spe.projects import Registry, open_registry
 
 ACTOR = "system:lifecycle"
@@ -54,7 +58,8 @@ def stop_reason(registry: Registry, workspace: RunningWorkspace, today: date) ->
         project = registry.get_project(workspace.server)
     except ProjectNotFound:
         return f"there is no project {workspace.server}"
-    return must_stop(project, registry.roles_of(project.slug, workspace.user), today)
+    return (must_stop(project, registry.roles_of(project.slug, workspace.user), today)
+            or outputs_over_quota(project, outputs_bytes(state_dir(), project.slug)))
 
 
 class HubAPI:
@@ -116,6 +121,8 @@ def main() -> None:
         while True:
             try:
                 enforce_once(api, registry, date.today())
+                for failure in settle_closed_homes(registry, state_dir(), actor=ACTOR):
+                    log.warning("home volume of a closed project not settled: %s", failure)
             except Exception:  # the hub may be restarting; try again next round
                 log.exception("enforcement round failed")
             time.sleep(every)

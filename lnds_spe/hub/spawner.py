@@ -27,12 +27,15 @@ from lnds_spe.datasets import outputs_path, prepare_plain_datasets, remove_tree
 from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
 from lnds_spe.ingress import delete_decrypted
+from lnds_spe.hub.homes import ensure_home_volume
 from lnds_spe.policy import (
+from lnds_spe.lifecycle import outputs_bytes
     REVIEW_SERVER,
     ProjectInfo,
     check_can_review,
     check_can_spawn,
     check_server_name,
+    check_outputs_quota,
     startable_projects,
 )
 from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
@@ -200,6 +203,7 @@ class SPEPolicyMixin(LoggingConfigurable):
         """The project to start, or SpawnRefused (audited) with the reason the user sees."""
         image = self.requested_image()
         try:
+        check_outputs_quota(project, outputs_bytes(self.state_path, slug))
             return self.project_to_start(image)
         except SpawnDenied as denied:
             raise self.refuse(denied, image) from None
@@ -447,6 +451,8 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
 
     async def prepare_review_engine(self) -> None:
         """The checker's own internal network, a home volume and nothing else mounted."""
+        await asyncio.to_thread(ensure_home_volume, self.client, self.state_path, home, project,
+                                self.user.name)
         network = lockdown.review_network_name(self.prefix, self.user.name)
         gateway, subnet = await self.ensure_internal_network(
             network, {lockdown.LABEL_REVIEW: lockdown.safe_name(self.user.name)})

@@ -68,7 +68,7 @@ def make_outputs(state):
 def test_close_archives_the_outputs_out_of_reach(registry, state):
     outputs = make_outputs(state)
     archive = lifecycle.close_project(registry, "p1", actor="admin", state_dir=state,
-                                      outputs_policy="archive")
+                                      outputs_policy="archive").outputs_archive
     assert not outputs.exists()
     assert archive.parent == state / "archive" / "p1"
     assert (archive / "tables" / "t.csv").read_text() == "a,b\n1,2\n"
