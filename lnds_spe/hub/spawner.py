@@ -26,16 +26,16 @@ from traitlets.config import LoggingConfigurable
 from lnds_spe.datasets import outputs_path, prepare_plain_datasets, remove_tree
 from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
-from lnds_spe.ingress import delete_decrypted
 from lnds_spe.hub.homes import ensure_home_volume
-from lnds_spe.policy import (
+from lnds_spe.ingress import delete_decrypted
 from lnds_spe.lifecycle import outputs_bytes
+from lnds_spe.policy import (
     REVIEW_SERVER,
     ProjectInfo,
     check_can_review,
     check_can_spawn,
-    check_server_name,
     check_outputs_quota,
+    check_server_name,
     startable_projects,
 )
 from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
@@ -197,13 +197,13 @@ class SPEPolicyMixin(LoggingConfigurable):
         except ProjectNotFound:
             raise SpawnDenied(f"there is no project {slug}") from None
         check_can_spawn(project, self.registry.roles_of(slug, self.user.name), image, _today())
+        check_outputs_quota(project, outputs_bytes(self.state_path, slug))
         return project
 
     def authorize_spawn(self) -> ProjectInfo:
         """The project to start, or SpawnRefused (audited) with the reason the user sees."""
         image = self.requested_image()
         try:
-        check_outputs_quota(project, outputs_bytes(self.state_path, slug))
             return self.project_to_start(image)
         except SpawnDenied as denied:
             raise self.refuse(denied, image) from None
@@ -443,6 +443,8 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
         """Network, firewall, mounts, limits and lockdown for this user's project container."""
         gateway, subnet = await self.ensure_project_network(project.slug)
         home = lockdown.home_volume_name(self.prefix, self.user.name, project.slug)
+        await asyncio.to_thread(ensure_home_volume, self.client, self.state_path, home, project,
+                                self.user.name)
         await self.lock_down(lockdown.network_name(self.prefix, project.slug), gateway, subnet,
                              lockdown.project_limits(project),
                              {home: str(lockdown.WORKSPACE_HOME),
@@ -451,8 +453,6 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
 
     async def prepare_review_engine(self) -> None:
         """The checker's own internal network, a home volume and nothing else mounted."""
-        await asyncio.to_thread(ensure_home_volume, self.client, self.state_path, home, project,
-                                self.user.name)
         network = lockdown.review_network_name(self.prefix, self.user.name)
         gateway, subnet = await self.ensure_internal_network(
             network, {lockdown.LABEL_REVIEW: lockdown.safe_name(self.user.name)})
