@@ -48,6 +48,7 @@ AUTHENTICATORS = {
     SHARED_PASSWORD: SHARED_PASSWORD,
 }
 CHECKERS_GROUP = "output-checkers"  # the hub group the airlock's checker role is granted to
+ADMINS_GROUP = "spe-admins"  # the hub group the SPE admin roles are granted to (with OIDC)
 
 
 class IdentityConfigError(SPEError):
@@ -142,11 +143,11 @@ def identity_decision(claims: Mapping, policy: IdentityPolicy) -> IdentityDecisi
         return IdentityDecision(False, f"your account is in none of the groups allowed to use "
                                        f"the SPE ({', '.join(sorted(entry)) or 'none configured'})"
                                        ": ask your institution's identity administrator")
-    hub_groups = groups & known
-    if groups & policy.checker_groups:
-        hub_groups.add(CHECKERS_GROUP)
-    return IdentityDecision(True, admin=bool(groups & policy.admin_groups),
-                            hub_groups=tuple(sorted(hub_groups)))
+    admin = bool(groups & policy.admin_groups)
+    hub_groups = (groups & known
+                  | ({CHECKERS_GROUP} if groups & policy.checker_groups else set())
+                  | ({ADMINS_GROUP} if admin else set()))
+    return IdentityDecision(True, admin=admin, hub_groups=tuple(sorted(hub_groups)))
 
 
 def id_token_claims(token_response: Mapping, client_id: str) -> dict:
@@ -229,6 +230,7 @@ class SPEOIDCAuthenticator(AuditedSignInMixin, GenericOAuthenticator):
     """GenericOAuthenticator deciding with `identity_decision`, ending access the provider revokes."""
 
     logout_handler = SPEOAuthLogoutHandler
+    groups_claim = Unicode("groups", config=True, help="The claim that lists a person's groups.")
     checker_groups = Set(config=True, help="Provider groups whose members check outputs.")
     require_mfa = Bool(False, config=True, help="Refuse sign-ins without a multi-factor acr/amr.")
     mfa_acr_values = Set(config=True, help="acr values that prove a multi-factor sign-in.")
@@ -239,7 +241,7 @@ class SPEOIDCAuthenticator(AuditedSignInMixin, GenericOAuthenticator):
     def policy(self) -> IdentityPolicy:
         """The configured policy as plain values."""
         return IdentityPolicy(
-            groups_claim=self.claim_groups_key if isinstance(self.claim_groups_key, str) else "groups",
+            groups_claim=self.groups_claim,
             allowed_groups=frozenset(self.allowed_groups), admin_groups=frozenset(self.admin_groups),
             checker_groups=frozenset(self.checker_groups), require_mfa=self.require_mfa,
             mfa_acr_values=frozenset(self.mfa_acr_values),
@@ -318,9 +320,9 @@ def oidc_settings(environ: Mapping[str, str], hub_url: str) -> dict:
         "client_id": environ["SPE_OIDC_CLIENT_ID"],
         "client_secret": environ["SPE_OIDC_CLIENT_SECRET"],
         "oauth_callback_url": environ.get("SPE_OIDC_CALLBACK_URL") or f"{hub_url}/hub/oauth_callback",
-        "scope": ["openid", "profile", "offline_access", *names("SPE_OIDC_EXTRA_SCOPES", "groups")],
+        "scope": ["openid", "profile", *names("SPE_OIDC_EXTRA_SCOPES", "groups")],
         "username_claim": environ.get("SPE_OIDC_USERNAME_CLAIM") or "preferred_username",
-        "claim_groups_key": environ.get("SPE_OIDC_GROUPS_CLAIM") or "groups",
+        "groups_claim": environ.get("SPE_OIDC_GROUPS_CLAIM") or "groups",
         "allowed_groups": names("SPE_OIDC_ALLOWED_GROUPS"),
         "admin_groups": names("SPE_OIDC_ADMIN_GROUPS"),
         "checker_groups": names("SPE_OIDC_CHECKER_GROUPS", CHECKERS_GROUP),

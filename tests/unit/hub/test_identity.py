@@ -6,6 +6,7 @@ import pytest
 
 from lnds_spe.demo import DEMO_ADMINS, DEMO_USERS, ensure_demo_accounts
 from lnds_spe.hub.identity import (
+    ADMINS_GROUP,
     AUTHENTICATORS,
     CHECKERS_GROUP,
     IdentityConfigError,
@@ -18,7 +19,7 @@ from lnds_spe.hub.identity import (
 pytestmark = pytest.mark.unit
 
 POLICY = IdentityPolicy(allowed_groups=frozenset({"spe-users"}),
-                        admin_groups=frozenset({"spe-admins"}),
+                        admin_groups=frozenset({"idp-admins"}),
                         checker_groups=frozenset({"spe-checkers"}))
 MFA = IdentityPolicy(allowed_groups=frozenset({"spe-users"}), require_mfa=True,
                      mfa_acr_values=frozenset({"urn:spe:mfa"}),
@@ -45,8 +46,8 @@ def test_demo_mode_is_only_the_explicit_setting(value, expected):
 
 
 def test_groups_map_to_admin_and_output_checker():
-    admin = identity_decision({"groups": ["spe-users", "spe-admins"]}, POLICY)
-    assert admin.allowed and admin.admin and admin.hub_groups == ("spe-admins", "spe-users")
+    admin = identity_decision({"groups": ["spe-users", "idp-admins"]}, POLICY)
+    assert admin.allowed and admin.admin and admin.hub_groups == ("idp-admins", ADMINS_GROUP, "spe-users")
     checker = identity_decision({"groups": ["spe-users", "spe-checkers", "payroll"]}, POLICY)
     assert checker.allowed and not checker.admin
     assert checker.hub_groups == (CHECKERS_GROUP, "spe-checkers", "spe-users")  # no "payroll"
