@@ -22,6 +22,7 @@ from lnds_spe.db import upgrade_database  # noqa: E402
 from lnds_spe.demo import ACCOUNTS_FILE, DEMO_USERS, ensure_demo_accounts  # noqa: E402
 from lnds_spe.hub.admin_console import console_handlers  # noqa: E402
 from lnds_spe.hub.identity import (  # noqa: E402
+    ADMINS_GROUP,
     AUTHENTICATORS,
     auth_state_key,
     authenticator_choice,
@@ -101,6 +102,7 @@ c.Authenticator.admin_users = ADMINS
 c.JupyterHub.authenticator_class = authenticator_choice(os.environ.get("SPE_AUTHENTICATOR", ""),
                                                         DEMO_MODE)
 GROUPS_FROM_PROVIDER = c.JupyterHub.authenticator_class == AUTHENTICATORS["oidc"]
+ADMIN_HUB_GROUPS = [ADMINS_GROUP] if GROUPS_FROM_PROVIDER else []  # the provider's admin groups
 c.SPEOIDCAuthenticator.registry_url = c.SPENativeAuthenticator.registry_url = REGISTRY_URL
 if GROUPS_FROM_PROVIDER:
     hub_url = env("SPE_HUB_PUBLIC_URL", c.JupyterHub.bind_url).rstrip("/")
@@ -216,10 +218,11 @@ c.JupyterHub.services = [
 c.JupyterHub.authenticator_class = without_hub_admins(c.JupyterHub.authenticator_class)
 c.JupyterHub.extra_handlers = console_handlers(REGISTRY_URL, str(STATE))
 c.JupyterHub.load_roles = [
-    spe_admin_role(ADMINS),
+    {**spe_admin_role(ADMINS), "groups": ADMIN_HUB_GROUPS},
     {"name": "user", "scopes": ["self", AIRLOCK_ACCESS, SCOPE_REQUEST]},
     {"name": "airlock-checker", "groups": ["output-checkers"], "scopes": [AIRLOCK_ACCESS, SCOPE_REVIEW]},
-    {"name": "airlock-admin", "users": sorted(ADMINS), "scopes": [AIRLOCK_ACCESS, SCOPE_ADMIN]},
+    {"name": "airlock-admin", "users": sorted(ADMINS), "groups": ADMIN_HUB_GROUPS,
+     "scopes": [AIRLOCK_ACCESS, SCOPE_ADMIN]},
     {"name": "spe-lifecycle", "services": ["spe-lifecycle"],
      "scopes": ["list:users", "read:users", "read:servers", "delete:servers"]},
     {"name": "idle-culler", "services": ["idle-culler"],
