@@ -6,11 +6,12 @@ sum of absolute values, the k largest absolute contributions, negatives and miss
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+
+from lnds_spe.analysis._inputs import thread_count
 
 _PARALLEL_MIN_ROWS = 200_000
 _LANES = 4
@@ -109,17 +110,11 @@ def _fused_records(k0, k1, k2, o0, o1, o2, n0, n1, n2, values, weights, lanes, w
     return acc
 
 
-def default_threads() -> int:
-    """Threads to use: NUMBA_NUM_THREADS if set, else numba's configured count."""
-    return int(os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS))
-
-
 def _thread_count(threads: int | None, n_rows: int) -> int:
-    """Threads for a pass over n_rows: the request, capped by numba's pool; 1 for small inputs."""
-    if n_rows < _PARALLEL_MIN_ROWS:
-        return 1
-    n_threads = threads if threads is not None else default_threads()
-    return max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    """Threads for a pass over n_rows: 1 for small inputs, else the analysis kernels' count
+    (the request capped by numba's pool, numba's configured count by default)."""
+    count = thread_count(threads)
+    return 1 if n_rows < _PARALLEL_MIN_ROWS else count
 
 
 def cell_stats(

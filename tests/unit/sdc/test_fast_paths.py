@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lnds_spe.errors import SPEError
 from lnds_spe.sdc.grid import as_float_array, make_key
 from lnds_spe.sdc.kernel import cell_stats
 from lnds_spe.sdc.records import outcome_frame
@@ -62,6 +63,12 @@ def test_kernel_counts_only_with_weights_leaves_value_statistics_empty():
     assert stats.count.tolist() == [1, 2, 1]
     assert stats.weighted_count.tolist() == [0.5, 3.0, 4.0]
     assert not stats.n_values.any() and not stats.top.any() and not stats.total.any()
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_kernel_refuses_a_thread_count_that_is_not_a_positive_integer(threads):
+    with pytest.raises(SPEError, match=f"threads: expected a positive integer, got {threads!r}"):
+        cell_stats([np.array([0, 1], dtype=np.int8)], [0], [2], threads=threads)
 
 
 @pytest.mark.parametrize("series", [
