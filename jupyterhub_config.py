@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the lnds_spe package of this checkout, if not installed
 
 from lnds_spe.airlock.policies import SCOPE_ADMIN, SCOPE_REQUEST, SCOPE_REVIEW  # noqa: E402
-from lnds_spe.config import database_url, state_dir  # noqa: E402
+from lnds_spe.config import database_url, engine_host, setting, setting_on, state_dir  # noqa: E402
 from lnds_spe.crypto import PRIVATE_KEY_NAME  # noqa: E402
 from lnds_spe.datasets import remove_staging_leftovers  # noqa: E402
 from lnds_spe.db import upgrade_database  # noqa: E402
@@ -37,9 +37,10 @@ from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E4
 from lnds_spe.policy import REVIEW_SERVER, can_review, startable_projects  # noqa: E402
 
 
-def env(name: str, default: str) -> str:
-    """A setting from the environment, with its default when unset or empty."""
-    return os.environ.get(name) or default
+def env(name: str, default: str = "") -> str:
+    """A setting (environment, else the venv's settings file, else lnds_spe/defaults.env), with
+    `default` when none of them sets it."""
+    return setting(name) or default
 
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
@@ -145,12 +146,11 @@ c.JupyterHub.named_server_limit_per_user = int(env("SPE_NAMED_SERVER_LIMIT", "0"
 SPAWNERS = {"docker": "lnds_spe.hub.spawner.SPEDockerSpawner",
             "kube": "lnds_spe.hub.kube.SPEKubeSpawner"}
 c.JupyterHub.spawner_class = SPAWNERS[env("SPE_SPAWNER", "docker")]
-if not os.environ.get("DOCKER_HOST") and Path("/run/spe/podman.sock").exists():
-    os.environ["DOCKER_HOST"] = "unix:///run/spe/podman.sock"  # scripts/engine-setup.sh's socket
+if engine_host():  # the Docker client of the spawner reads DOCKER_HOST
+    os.environ["DOCKER_HOST"] = engine_host()  # $DOCKER_HOST, else scripts/engine-setup.sh's socket
 c.SPEPolicyMixin.registry_url = REGISTRY_URL
 c.SPEPolicyMixin.spe_state_dir = str(STATE)
-c.SPEPolicyMixin.default_workspace_image = env("SPE_WORKSPACE_IMAGE",
-                                               "localhost/lnds-spe-workspace:latest")
+c.SPEPolicyMixin.default_workspace_image = env("SPE_WORKSPACE_IMAGE")
 c.SPEPolicyMixin.hub_port_for_workspaces = c.JupyterHub.hub_port
 # Datasets are decrypted on the hub side with the SPE's private key (`spe keys init`; passphrase
 # from SPE_KEY_PASSPHRASE, or the demo's generated one) into a per-server directory, verified
@@ -160,7 +160,8 @@ if (KEY_DIR / PRIVATE_KEY_NAME).exists():
     c.SPEPolicyMixin.prepare_datasets = make_encrypted_preparer(
         registry_at(REGISTRY_URL), private_key_path=KEY_DIR / PRIVATE_KEY_NAME,
         passphrase=hub_passphrase(KEY_DIR, demo_mode=DEMO_MODE), plain_state_dir=STATE)
-c.SPEDockerSpawner.prefix = env("SPE_CONTAINER_PREFIX", "spe")
+c.SPEDockerSpawner.prefix = env("SPE_CONTAINER_PREFIX")
+c.SPEDockerSpawner.host_firewall = setting_on("SPE_HOST_FIREWALL")
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = int(env("SPE_START_TIMEOUT", "180"))
 c.Spawner.http_timeout = int(env("SPE_HTTP_TIMEOUT", "120"))

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import requests
 
+from lnds_spe.config import setting
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ENGINE_SOCKET = "/run/spe/podman.sock"
+DEFAULT_ENGINE_SOCKET = setting("SPE_ENGINE_SOCKET")
 START_TIMEOUT_S = 90.0
 
 

@@ -1,8 +1,10 @@
-"""Where the SPE keeps its state: settings from the environment, else from the venv's settings file.
+"""The SPE's settings, read in this one place: the environment, else the venv's settings file,
+else the built-in defaults.
 
 `./run setup` writes `<venv>/lnds-spe.env` (KEY=VALUE lines) naming the checkout's state dir, so
 `.venv/bin/spe`, the hub and its services all see one registry and one key pair even when the
-caller's environment has no SPE_STATE_DIR. The environment still wins.
+caller's environment has no SPE_STATE_DIR. The environment still wins. Defaults the shell scripts
+share (the workspace image, the engine socket) are written once, in `lnds_spe/defaults.env`.
 """
 
 import os
@@ -12,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_data_dir
 
-DEFAULT_IMAGE = "localhost/lnds-spe-workspace:latest"
 SETTINGS_FILE_NAME = "lnds-spe.env"
+DEFAULTS_FILE = Path(__file__).with_name("defaults.env")
 
 
 def settings_file() -> Path:
@@ -32,8 +34,26 @@ def _file_settings(path: Path) -> dict[str, str]:
 
 
 def setting(name: str) -> str:
-    """A setting: the environment's value, else the settings file's, else ''."""
-    return os.environ.get(name) or _file_settings(settings_file()).get(name, "")
+    """A setting: the environment's value, else the settings file's, else the built-in default,
+    else ''."""
+    return (os.environ.get(name) or _file_settings(settings_file()).get(name)
+            or BUILT_IN.get(name, ""))
+
+
+def setting_on(name: str) -> bool:
+    """A yes/no setting: anything but '', 0, false, no or off is yes."""
+    return setting(name).lower() not in ("", "0", "false", "no", "off")
+
+
+def engine_host() -> str:
+    """The container engine's API: $DOCKER_HOST, else the socket scripts/engine-setup.sh starts
+    ($SPE_ENGINE_SOCKET) if it exists, else '' (the Docker client's own default)."""
+    socket = Path(setting("SPE_ENGINE_SOCKET"))
+    return os.environ.get("DOCKER_HOST") or (f"unix://{socket}" if socket.exists() else "")
+
+
+BUILT_IN = _file_settings(DEFAULTS_FILE)
+DEFAULT_IMAGE = BUILT_IN["SPE_WORKSPACE_IMAGE"]
 
 
 def state_path() -> Path:

@@ -10,14 +10,15 @@
 #
 # Settings (environment): SPE_BASE_IMAGE (default localhost/spe-base:bookworm; if it names an
 # image that exists or can be pulled, mmdebstrap is not used), SPE_WORKSPACE_IMAGE (default
-# localhost/lnds-spe-workspace:latest), SPE_HUB_IMAGE (default localhost/lnds-spe-hub:latest), SPE_BUILD_CACHE
+# in lnds_spe/defaults.env), SPE_HUB_IMAGE (default localhost/lnds-spe-hub:latest), SPE_BUILD_CACHE
 # (pip cache shared by builds, default /var/cache/spe-build), SPE_CA_BUNDLE (CA bundle given to
 # pip inside builds, default the system bundle if present).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/scripts/defaults.sh"
 BASE_IMAGE="${SPE_BASE_IMAGE:-localhost/spe-base:bookworm}"
-WORKSPACE_IMAGE="${SPE_WORKSPACE_IMAGE:-localhost/lnds-spe-workspace:latest}"
+WORKSPACE_IMAGE="$(spe_setting SPE_WORKSPACE_IMAGE)"
 HUB_IMAGE="${SPE_HUB_IMAGE:-localhost/lnds-spe-hub:latest}"
 BUILD_CACHE="${SPE_BUILD_CACHE:-/var/cache/spe-build}"
 CA_BUNDLE="${SPE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"

@@ -4,12 +4,13 @@
 # If a Docker engine answers (DOCKER_HOST or /var/run/docker.sock), nothing is installed.
 # Otherwise Podman + runc are installed from the distribution, configured for this kind of
 # machine (runc instead of crun, soft = hard ulimits) and its Docker-compatible API service is
-# started in the background on $SPE_ENGINE_SOCKET (default /run/spe/podman.sock).
+# started in the background on $SPE_ENGINE_SOCKET (default in lnds_spe/defaults.env).
 #
 # Prints `DOCKER_HOST=unix://...` as its last line so callers can export it.
 set -euo pipefail
 
-SOCKET="${SPE_ENGINE_SOCKET:-/run/spe/podman.sock}"
+. "$(dirname "${BASH_SOURCE[0]}")/defaults.sh"
+SOCKET="$(spe_setting SPE_ENGINE_SOCKET)"
 SOCKET_DIR="$(dirname "$SOCKET")"
 PIDFILE="$SOCKET_DIR/podman-service.pid"
 LOGFILE="$SOCKET_DIR/podman-service.log"

@@ -11,6 +11,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/scripts/defaults.sh"
 PYTHON="${SPE_PYTHON:-$ROOT/.venv/bin/python}"
 STATE_DIR="${SPE_STATE_DIR:-$("$PYTHON" -c 'from lnds_spe.config import state_dir; print(state_dir())')}"
 HUB_DIR="$STATE_DIR/hub"
@@ -28,11 +29,9 @@ clean_firewall() {
     # Host firewall chains (host side and bridge) of this hub's project networks that no container
     # uses any more, and the port guards of hubs that are gone.
     [ "$(id -u)" = 0 ] && command -v iptables >/dev/null 2>&1 || return 0
-    if [ -z "${DOCKER_HOST:-}" ] && [ -S /run/spe/podman.sock ]; then
-        export DOCKER_HOST=unix:///run/spe/podman.sock
-    fi
+    use_engine_socket
     PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m lnds_spe.hub.firewall \
-        "${SPE_CONTAINER_PREFIX:-spe}" | sed 's/^/[hub] /' >&2 || say "could not clean stale firewall chains"
+        "$(spe_setting SPE_CONTAINER_PREFIX)" | sed 's/^/[hub] /' >&2 || say "could not clean stale firewall chains"
 }
 
 start() {
@@ -42,9 +41,7 @@ start() {
     fi
     mkdir -p "$HUB_DIR"
     clean_firewall
-    if [ -z "${DOCKER_HOST:-}" ] && [ -S /run/spe/podman.sock ]; then
-        export DOCKER_HOST=unix:///run/spe/podman.sock
-    fi
+    use_engine_socket
     say "starting JupyterHub at $BIND_URL (log: $LOGFILE)"
     # The hub is detached from this shell's terminal and pipes (its output goes to the log).
     # bash starts background jobs with SIGINT ignored; the hub's services would inherit that and
@@ -108,7 +105,7 @@ down() {
     stop
     local engine=(podman)
     command -v podman >/dev/null 2>&1 || engine=(docker)
-    local prefix="${SPE_CONTAINER_PREFIX:-spe}" ids nets
+    local prefix="$(spe_setting SPE_CONTAINER_PREFIX)" ids nets
     # This hub's workspaces and checkers' review servers (by name prefix and SPE label).
     ids="$( { "${engine[@]}" ps -aq --filter "name=^${prefix}-" --filter label=org.lnds-spe.project
               "${engine[@]}" ps -aq --filter "name=^${prefix}-" --filter label=org.lnds-spe.review

@@ -23,6 +23,7 @@ from tornado import web
 from traitlets import Bool, Callable, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from lnds_spe.config import database_url, setting, setting_on, state_dir
 from lnds_spe.datasets import outputs_path, prepare_plain_datasets, remove_tree
 from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
@@ -38,7 +39,7 @@ from lnds_spe.policy import (
     check_server_name,
     startable_projects,
 )
-from lnds_spe.projects import DEFAULT_IMAGE, Registry, open_registry
+from lnds_spe.projects import Registry, open_registry
 
 
 class SpawnRefused(web.HTTPError):
@@ -64,10 +65,13 @@ class SPEPolicyMixin(LoggingConfigurable):
     """The SPE policy shared by the Docker and Kubernetes workspace spawners."""
 
     registry_url = Unicode(
-        os.environ.get("SPE_DATABASE_URL", ""),
         help="""SQLAlchemy URL of the project registry (default: $SPE_DATABASE_URL, else the
         SQLite file in the state directory).""",
     ).tag(config=True)
+
+    @default("registry_url")
+    def _default_registry_url(self) -> str:
+        return database_url()
 
     spe_state_dir = Unicode(
         help="""Directory of the SPE's hub-side state: staged datasets under `datasets/`,
@@ -77,15 +81,17 @@ class SPEPolicyMixin(LoggingConfigurable):
 
     @default("spe_state_dir")
     def _default_state_dir(self) -> str:
-        from lnds_spe.config import state_dir
-
         return str(state_dir())
 
     default_workspace_image = Unicode(
-        os.environ.get("SPE_WORKSPACE_IMAGE", DEFAULT_IMAGE),
-        help="""Image started when the user names none; it must still be on the project's
-        allow-list.""",
+        help="""Image started when the user names none, and the image of review servers; it must
+        still be on the project's allow-list (default: $SPE_WORKSPACE_IMAGE, else the one in
+        lnds_spe/defaults.env).""",
     ).tag(config=True)
+
+    @default("default_workspace_image")
+    def _default_workspace_image(self) -> str:
+        return setting("SPE_WORKSPACE_IMAGE")
 
     prepare_datasets = Callable(
         None,
@@ -351,7 +357,6 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
     """Project workspaces as locked-down containers on Docker or Podman (Docker API)."""
 
     host_firewall = Bool(
-        os.environ.get("SPE_HOST_FIREWALL", "1") not in ("0", "false", "no"),
         help="""Install host firewall rules so a project's subnet reaches only the hub ports on
         the host and no other workspace (needs root, iptables and nftables; turn off when the hub
         itself runs in a container).""",
@@ -362,13 +367,17 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
         help="The one name that resolves inside a workspace: the hub, via /etc/hosts.",
     ).tag(config=True)
 
+    @default("host_firewall")
+    def _default_host_firewall(self) -> bool:
+        return setting_on("SPE_HOST_FIREWALL")
+
     @default("remove")
     def _default_remove(self) -> bool:
         return True
 
     @default("prefix")
     def _default_prefix(self) -> str:
-        return os.environ.get("SPE_CONTAINER_PREFIX", "spe")
+        return setting("SPE_CONTAINER_PREFIX")
 
     @default("name_template")
     def _default_name_template(self) -> str:

@@ -30,6 +30,7 @@ import websocket
 
 from benchmarks import hubs
 from benchmarks.hubs import HubError, HubProcess, demo_accounts, free_port
+from lnds_spe.config import setting
 from lnds_spe.crypto import PUBLIC_KEY_NAME, generate_keypair, load_public_key
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name, review_network_name
@@ -37,8 +38,8 @@ from lnds_spe.ingress import Recipients, upload_dataset
 from lnds_spe.storage import LocalStore
 
 ROOT = Path(__file__).resolve().parents[3]
-IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
-DEFAULT_SOCKET = "/run/spe/podman.sock"
+IMAGE = setting("SPE_WORKSPACE_IMAGE")
+ENGINE_SOCKET = setting("SPE_ENGINE_SOCKET")
 SECRETS = {"SPE_KEY_PASSPHRASE": "kp-" + secrets.token_hex(12),
            "AWS_ACCESS_KEY_ID": "ak-" + secrets.token_hex(12),
            "AWS_SECRET_ACCESS_KEY": "sk-" + secrets.token_hex(12)}

@@ -2,7 +2,7 @@
 
 import json
 
-from .conftest import CPU_LIMIT, PIDS_LIMIT, inspect_container
+from .conftest import CPU_LIMIT, ENGINE_SOCKET, PIDS_LIMIT, inspect_container
 
 PROBE = r"""
 import json, os, subprocess
@@ -20,7 +20,7 @@ def run(cmd):
         return done.returncode
     except FileNotFoundError:
         return "absent"
-sockets = [p for p in ("/var/run/docker.sock", "/run/docker.sock", "/run/spe/podman.sock",
+sockets = [p for p in ("/var/run/docker.sock", "/run/docker.sock", "{ENGINE_SOCKET}",
                        "/run/podman/podman.sock") if os.path.exists(p)]
 found = []
 for top in ("/run", "/var/run", "/tmp", "/home", "/mnt", "/srv"):
@@ -39,7 +39,7 @@ print(json.dumps({
 
 def test_d4_container_runs_locked_down(ws_alice_pa):
     """D4: non-root, no capabilities, no new privileges, read-only root, no engine socket."""
-    facts = json.loads(ws_alice_pa.run(PROBE))
+    facts = json.loads(ws_alice_pa.run(PROBE.replace("{ENGINE_SOCKET}", ENGINE_SOCKET)))
     assert facts["uid"] != 0 and facts["euid"] != 0 and facts["gid"] != 0
     assert int(facts["cap_eff"], 16) == 0
     assert int(facts["cap_prm"], 16) == 0

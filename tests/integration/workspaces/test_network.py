@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import inspect_container
+from .conftest import ENGINE_SOCKET, inspect_container
 
 CONNECT = r"""
 import json, socket
@@ -94,7 +94,7 @@ def test_n2_no_engine_api_host_or_other_project(ws_alice_pa, ws_carol_pb, outsid
     assert len(accepted) == before
     engine = json.loads(ws_alice_pa.run(
         "import os, json; print(json.dumps([p for p in ('/var/run/docker.sock', "
-        "'/run/podman/podman.sock', '/run/spe/podman.sock') if os.path.exists(p)]))"))
+        f"'/run/podman/podman.sock', {ENGINE_SOCKET!r}) if os.path.exists(p)]))"))
     assert engine == []
 
 

@@ -6,11 +6,12 @@ from datetime import date
 import pytest
 import yaml
 
+from lnds_spe.config import DEFAULT_IMAGE
 from lnds_spe.hub.kube import SPEKubeSpawner
 from lnds_spe.policy import ProjectInfo
 
 PROJECT = ProjectInfo("p1", "P1", "", date(2026, 1, 1), date(2026, 12, 31), "active", 2.0, "4G",
-                      512, ("localhost/lnds-spe-workspace:latest",))
+                      512, (DEFAULT_IMAGE,))
 
 
 KUBECONFIG = """
@@ -45,7 +46,7 @@ def rendered_pod():
 def test_pod_is_locked_down_with_project_limits():
     _, pod = rendered_pod()
     (container,) = pod.spec.containers
-    assert container.image == "localhost/lnds-spe-workspace:latest"
+    assert container.image == DEFAULT_IMAGE
     ctx = container.security_context
     assert ctx["readOnlyRootFilesystem"] is True
     assert ctx["allowPrivilegeEscalation"] is False

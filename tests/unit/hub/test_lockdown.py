@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from lnds_spe.config import DEFAULT_IMAGE
 from lnds_spe.hub import lockdown
 from lnds_spe.hub.enforcer import RunningWorkspace, running_workspaces
 from lnds_spe.hub.firewall import (
@@ -17,7 +18,7 @@ from lnds_spe.hub.firewall import (
 from lnds_spe.policy import ProjectInfo
 
 PROJECT = ProjectInfo("cohort-study", "Cohort", "", date(2026, 1, 1), date(2026, 12, 31),
-                      "active", 1.5, "3G", 256, ("localhost/lnds-spe-workspace:latest",))
+                      "active", 1.5, "3G", 256, (DEFAULT_IMAGE,))
 
 
 def test_memory_bytes_units():
