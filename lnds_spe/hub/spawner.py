@@ -251,7 +251,6 @@ class SPEPolicyMixin(LoggingConfigurable):
             os.chmod(path, 0o777)
         return str(path)
 
-
     def active_projects(self) -> list[ProjectInfo]:
         """Projects the user may start a workspace for today (researcher, active, in dates)."""
         return startable_projects(self.registry.projects_of(self.user.name, "researcher"), _today())
