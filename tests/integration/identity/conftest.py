@@ -18,13 +18,14 @@ import pytest
 import requests
 
 from benchmarks.hubs import HubError, HubProcess, engine_socket, free_port
+from lnds_spe.config import setting
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name
 from tests.support.engine import remove_home_volumes
 
 ROOT = Path(__file__).resolve().parents[3]
 PROVIDER_DIR = ROOT / "tests" / "support" / "oidc"
-IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", "localhost/lnds-spe-workspace:latest")
+IMAGE = setting("SPE_WORKSPACE_IMAGE")
 PROJECT = "idp"
 MFA_ACR = "urn:spe:mfa"
 ADMIN = "carol"  # an admin through the provider's idp-admins group
