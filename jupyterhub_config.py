@@ -189,8 +189,7 @@ AIRLOCK_BIND_IP = env("SPE_AIRLOCK_BIND_IP", "0.0.0.0")
 # Hub API and airlock listen on all addresses: the host firewall rejects new connections to their
 # ports from anything but loopback and the project networks (whose own chains accept these two
 # ports first), before either listens. The rules installed are the hub log's record (N8).
-if c.JupyterHub.spawner_class == SPAWNERS["docker"] and \
-        env("SPE_HOST_FIREWALL", "1") not in ("0", "false", "no"):
+if c.JupyterHub.spawner_class == SPAWNERS["docker"] and c.SPEDockerSpawner.host_firewall:
     from lnds_spe.hub.firewall import guard_hub_ports
 
     for rule in guard_hub_ports(c.SPEDockerSpawner.prefix, [c.JupyterHub.hub_port, AIRLOCK_PORT],
