@@ -30,7 +30,10 @@ from pathlib import Path
 import requests
 
 from benchmarks import harness
-from benchmarks.hubs import (
+from lnds_spe.config import setting
+from lnds_spe.hub.firewall import remove_firewall
+from lnds_spe.hub.lockdown import network_name
+from tests.support.hubs import (
     ROOT,
     HubError,
     HubProcess,
@@ -39,9 +42,6 @@ from benchmarks.hubs import (
     free_port,
     require_tools,
 )
-from lnds_spe.config import setting
-from lnds_spe.hub.firewall import remove_firewall
-from lnds_spe.hub.lockdown import network_name
 
 ID = "G"
 TITLE = "Workspace start, click to ready JupyterLab: SPE spawner vs plain DockerSpawner"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.hubs import free_port
 from tests.support.engine import remove_home_volumes
+from tests.support.hubs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

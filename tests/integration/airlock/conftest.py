@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.hubs import HubError, HubProcess, demo_accounts, free_port
 from lnds_spe.airlock import policies
 from lnds_spe.airlock.service import Airlock, Caller
 from lnds_spe.projects import open_registry
+from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "census"

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.hubs import HubError, HubProcess, engine_socket, free_port
 from lnds_spe.config import setting
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name
 from tests.support.engine import remove_home_volumes
+from tests.support.hubs import HubError, HubProcess, engine_socket, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 PROVIDER_DIR = ROOT / "tests" / "support" / "oidc"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.hubs import HubError, HubProcess, demo_accounts, free_port
 from lnds_spe.projects import open_registry
 from tests.integration.conftest import POSTGRES_ADMIN_URL, _postgres_admin
+from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "census"

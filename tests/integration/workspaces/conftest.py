@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,14 +29,14 @@ import pytest
 import requests
 import websocket
 
-from benchmarks import hubs
-from benchmarks.hubs import HubError, HubProcess, demo_accounts, free_port
 from lnds_spe.config import setting
 from lnds_spe.crypto import PUBLIC_KEY_NAME, generate_keypair, load_public_key
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name, review_network_name
 from lnds_spe.ingress import Recipients, upload_dataset
 from lnds_spe.storage import LocalStore
+from tests.support import hubs
+from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = setting("SPE_WORKSPACE_IMAGE")
@@ -199,11 +200,11 @@ def _remove_engine_objects(prefix: str) -> None:
             subprocess.run([engine, *noun.split(), "-f", *names], capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def hub(tmp_path_factory) -> Iterator[Hub]:
-    """One JupyterHub for the whole session, torn down with everything it started."""
+@contextmanager
+def running_hub(state_dir: Path, label: str) -> Iterator[Hub]:
+    """A JupyterHub with the session's projects in its own state dir and container prefix, torn
+    down with everything it started."""
     _check_prerequisites()
-    state_dir = tmp_path_factory.mktemp("spe-state")
     registry_url = f"sqlite:///{state_dir / 'spe.sqlite'}"
     # Hub-side secrets the workspaces must never see (D3): the SPE's key pair and store keys.
     generate_keypair(state_dir / "keys", SECRETS["SPE_KEY_PASSPHRASE"])
@@ -234,7 +235,7 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         "PYTHONPATH": str(ROOT),
         **SECRETS,
     }
-    hub = Hub(label="test", config=ROOT / "jupyterhub_config.py", url=f"http://127.0.0.1:{port}",
+    hub = Hub(label=label, config=ROOT / "jupyterhub_config.py", url=f"http://127.0.0.1:{port}",
               env=env, workdir=hub_dir, passwords=passwords,
               state_dir=state_dir, prefix=prefix)
     hub.start()
@@ -253,6 +254,13 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
             remove_firewall(network_name(prefix, slug))
         for user in {u for users in CHECKERS.values() for u in users}:
             remove_firewall(review_network_name(prefix, user))
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory) -> Iterator[Hub]:
+    """One JupyterHub for the whole session."""
+    with running_hub(tmp_path_factory.mktemp("spe-state"), "test") as session_hub:
+        yield session_hub
 
 
 # --- Workspaces and code inside them ----------------------------------------------------------

@@ -1,8 +1,8 @@
-"""A JupyterHub process for benchmarks: started on free loopback ports, driven through REST.
+"""A JupyterHub process for tests and benchmarks: started on free loopback ports, driven by REST.
 
-The same flow as the workspace integration tests (tests/integration/workspaces/conftest.py),
-without pytest: log in with each person's own password, make an API token, start and stop named servers,
-and reach them through the hub's proxy. Failures raise HubError with the end of the hub's log.
+Used by the integration and browser tests' fixtures and by the benchmarks, without pytest: log
+in with each person's own password, make an API token, start and stop named servers, and reach
+them through the hub's proxy. Failures raise HubError with the end of the hub's log.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import requests
 
 from lnds_spe.config import setting
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ENGINE_SOCKET = setting("SPE_ENGINE_SOCKET")
 START_TIMEOUT_S = 90.0
 
