@@ -31,7 +31,12 @@ from lnds_spe.hub.identity import (  # noqa: E402
     oidc_settings,
     shared_demo_password,
 )
-from lnds_spe.hub.roles import CUSTOM_SCOPES, spe_admin_role, without_hub_admins  # noqa: E402
+from lnds_spe.hub.roles import (  # noqa: E402
+    CUSTOM_SCOPES,
+    spe_admin_role,
+    start_project_access_sync,
+    without_hub_admins,
+)
 from lnds_spe.hub.spawner import registry_at  # noqa: E402
 from lnds_spe.ingress import hub_passphrase, make_encrypted_preparer  # noqa: E402
 from lnds_spe.policy import REVIEW_SERVER, can_review, startable_projects  # noqa: E402
@@ -215,8 +220,10 @@ c.JupyterHub.services = [
 # JupyterHub's own admin role opens, shares and makes tokens for anyone's server, and load_roles
 # cannot narrow it; so nobody is a JupyterHub admin, and SPE admins (ADMINS) hold spe-admin:
 # users, servers seen and stopped, the admin console at /hub/spe-admin (lnds_spe/hub/roles.py).
+# A project's project_admins see and stop (not open) the servers of its researchers' group.
 c.JupyterHub.authenticator_class = without_hub_admins(c.JupyterHub.authenticator_class)
 c.JupyterHub.extra_handlers = console_handlers(REGISTRY_URL, str(STATE))
+start_project_access_sync(REGISTRY_URL)  # project-<slug> groups, project-admin-<slug> roles
 c.JupyterHub.load_roles = [
     {**spe_admin_role(ADMINS), "groups": ADMIN_HUB_GROUPS},
     {"name": "user", "scopes": ["self", AIRLOCK_ACCESS, SCOPE_REQUEST]},

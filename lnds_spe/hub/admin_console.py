@@ -16,7 +16,7 @@ from tornado import web
 from lnds_spe import policy
 from lnds_spe.errors import InvalidStatusTransition, SPEError
 from lnds_spe.hub import admin_forms
-from lnds_spe.hub.roles import SCOPE_SPE_ADMIN
+from lnds_spe.hub.roles import SCOPE_SPE_ADMIN, sync_from_registry
 from lnds_spe.hub.spawner import registry_at
 from lnds_spe.lifecycle import close_project
 
@@ -113,6 +113,7 @@ class ProjectPage(ConsoleHandler):
                                                      project=slug,
                                                      target=form["username"] or form["name"] or None))
             return
+        sync_from_registry(self.db, self.registry)  # project groups and project-admin roles
         await self.show(slug, done=done)
 
     def change(self, slug: str, operation: str, form: dict) -> str:
@@ -133,11 +134,10 @@ class ProjectPage(ConsoleHandler):
                                       plaintext_size=dataset.plaintext_size)
             return f"dataset {dataset.name} registered to {slug}"
         if operation == "close":
-            archive = close_project(self.registry, slug, actor=self.actor,
-                                    state_dir=self.state_dir,
-                                    outputs_policy=admin_forms.close_request(form))
-            kept = f"outputs archived in {archive}" if archive else "outputs deleted (or none)"
-            return f"project {slug} is now closed; {kept}"
+            closed = close_project(self.registry, slug, actor=self.actor,
+                                   state_dir=self.state_dir,
+                                   outputs_policy=admin_forms.close_request(form))
+            return admin_forms.closed_message(slug, closed)
         status = admin_forms.status_request(operation)
         self.registry.set_status(slug, status, actor=self.actor)
         return f"project {slug} is now {status}"

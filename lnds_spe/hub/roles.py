@@ -8,9 +8,14 @@ manage users, see and stop servers, run the admin console and administer the air
 cannot open, share or make tokens for another person's server.
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from jupyterhub import orm
 from jupyterhub.auth import Authenticator
-from jupyterhub.roles import assign_default_roles
+from jupyterhub.roles import assign_default_roles, create_role
 from sqlalchemy.orm import object_session
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 # Run the admin console (projects, members, datasets, status, audit log).
 SCOPE_SPE_ADMIN = "custom:spe:admin"
@@ -73,3 +78,90 @@ def _import_class(dotted: str) -> type:
 
     module, _, name = dotted.rpartition(".")
     return getattr(import_module(module), name)
+
+
+# --- Project admins ---------------------------------------------------------------------------
+# A project's researchers form the hub group project-<slug>; its project admins hold the role
+# project-admin-<slug>, which reads and stops that group's servers (read:servers, delete:servers:
+# no access:servers, so they cannot open them). The registry is the source: sync_project_access
+# writes it into the hub's database after every console change and every SYNC_EVERY seconds
+# (members added with the `spe` command arrive then; hub users who never signed in are skipped).
+SYNC_EVERY = 30
+_PROJECT_GROUP = "project-"
+_PROJECT_ADMIN_ROLE = "project-admin-"
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """The hub groups and roles the registry's memberships call for."""
+
+    groups: dict[str, frozenset[str]]  # group -> users
+    roles: dict[str, tuple[tuple[str, ...], frozenset[str]]]  # role -> (scopes, users)
+
+
+def project_access(memberships: Iterable[tuple[str, str, str]]) -> ProjectAccess:
+    """From (project, user, role) triples: a group of researchers and an admin role per project."""
+    groups: dict[str, set[str]] = {}
+    admins: dict[str, set[str]] = {}
+    for project, user, role in memberships:
+        groups.setdefault(_PROJECT_GROUP + project, set())
+        admins.setdefault(project, set())
+        if role == "researcher":
+            groups[_PROJECT_GROUP + project].add(user)
+        elif role == "project_admin":
+            admins[project].add(user)
+    roles = {}
+    for project, users in admins.items():
+        group = _PROJECT_GROUP + project
+        roles[_PROJECT_ADMIN_ROLE + project] = (
+            (f"read:servers!group={group}", f"delete:servers!group={group}"), frozenset(users))
+    return ProjectAccess({g: frozenset(u) for g, u in groups.items()}, roles)
+
+
+def sync_project_access(db, access: ProjectAccess) -> None:
+    """Make the hub's project groups and project-admin roles exactly what `access` says."""
+    users = {u.name: u for u in db.query(orm.User)}
+    for name, members in access.groups.items():
+        group = orm.Group.find(db, name) or orm.Group(name=name)
+        db.add(group)
+        group.users = [users[m] for m in sorted(members) if m in users]
+    for name, (scopes, holders) in access.roles.items():
+        role = create_role(db, {"name": name, "scopes": list(scopes),
+                                "description": "Read and stop the servers of one project's "
+                                               "researchers"}, commit=False)
+        role.users = [users[h] for h in sorted(holders) if h in users]
+    db.commit()
+
+
+def registry_memberships(registry) -> list[tuple[str, str, str]]:
+    """(project, user, role) for every member of every project."""
+    return [(p.slug, m.username, m.role) for p in registry.list_projects()
+            for m in registry.members(p.slug)]
+
+
+def sync_from_registry(db, registry) -> None:
+    """Write the registry's project memberships into the hub's groups and roles."""
+    sync_project_access(db, project_access(registry_memberships(registry)))
+
+
+def start_project_access_sync(registry_url: str) -> PeriodicCallback:
+    """From jupyterhub_config.py (loaded inside the hub's running loop): sync every SYNC_EVERY s
+    once the hub's database is up; a failed round is logged and retried on the next."""
+    from jupyterhub.app import JupyterHub
+
+    from lnds_spe.hub.spawner import registry_at
+
+    def sync_round() -> None:
+        app = JupyterHub.instance()
+        if getattr(app, "db", None) is None:
+            return
+        try:
+            sync_from_registry(app.db, registry_at(registry_url))
+        except Exception:  # noqa: BLE001 - the next round retries; the hub keeps serving
+            app.db.rollback()
+            app.log.exception("project groups and project-admin roles not synced this round")
+
+    periodic = PeriodicCallback(sync_round, SYNC_EVERY * 1000)
+    periodic.start()
+    IOLoop.current().call_later(1, sync_round)
+    return periodic

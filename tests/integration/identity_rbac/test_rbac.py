@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from lnds_spe.hub.roles import SCOPE_SPE_ADMIN
+from lnds_spe.hub.roles import SCOPE_SPE_ADMIN, SYNC_EVERY
 from tests.support.engine import remove_home_volumes
 
 from .conftest import PROJECT, ConsoleHub, start_hub
@@ -109,13 +109,33 @@ def test_output_checker_holds_review_not_researchers_servers(hub, workspace):
     assert hub.call("carol", "DELETE", f"/users/alice/servers/{PROJECT}").status_code in (403, 404)
 
 
-def test_spe_admin_manages_users_and_sees_and_stops_servers(hub, workspace):
-    """The admin lists users, creates one, reads alice's server and stops it."""
+def test_spe_admin_manages_users_and_sees_servers(hub, workspace):
+    """The admin lists users, creates one, reads alice's server."""
     assert hub.call("admin", "GET", "/users").status_code == 200
     created = hub.call("admin", "POST", "/users", json={"usernames": ["newcomer"]})
     assert created.status_code == 201, created.text
     assert hub.call("admin", "GET", "/users/alice").json()["servers"][PROJECT]["ready"]
-    stopped = hub.call("admin", "DELETE", f"/users/alice/servers/{PROJECT}")
+
+
+def test_project_admin_sees_and_stops_only_their_projects_servers(hub, workspace):
+    """pat (project_admin of census) reads and stops alice's census server, cannot open it, and
+    sees nobody outside the project's group; the role arrives by the hub's periodic sync."""
+    hub.token("pat")  # pat signs in once, so the hub knows the user the role is granted to
+    wanted = f"read:servers!group=project-{PROJECT}"
+    deadline = time.monotonic() + SYNC_EVERY + 15
+    while wanted not in own_scopes(hub, "pat") and time.monotonic() < deadline:
+        time.sleep(2)
+    scopes = own_scopes(hub, "pat")
+    assert {wanted, f"delete:servers!group=project-{PROJECT}"} <= scopes
+    assert not any(s.startswith("access:servers!group") for s in scopes)
+    pat = {"Authorization": f"token {hub.token('pat')}"}
+    assert requests.get(f"{workspace}/api/kernels", headers=pat, timeout=30,
+                        allow_redirects=False).status_code == 403
+    assert hub.call("pat", "GET", "/users/alice").json()["servers"][PROJECT]["ready"]
+    assert hub.call("pat", "GET", "/users/carol").status_code == 404
+    assert hub.call("pat", "POST", f"/shares/alice/{PROJECT}", json={"user": "pat"}).status_code \
+        in (403, 404)
+    stopped = hub.call("pat", "DELETE", f"/users/alice/servers/{PROJECT}")
     assert stopped.status_code in (202, 204), stopped.text
     deadline = time.monotonic() + 90
     while hub.server("alice", PROJECT) is not None and time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from lnds_spe.audit import Event
 from lnds_spe.config import DEFAULT_IMAGE
 from lnds_spe.errors import SPEError
 from lnds_spe.hub import admin_forms
-from lnds_spe.hub.roles import SCOPE_SPE_ADMIN, spe_admin_role, without_hub_admins
+from lnds_spe.hub.roles import SCOPE_SPE_ADMIN, project_access, spe_admin_role, without_hub_admins
 
 GOOD = {"slug": "health", "title": " Health ", "start": "2030-01-01", "end": "2030-06-30"}
 
@@ -110,3 +110,15 @@ def test_wrapped_authenticator_never_makes_hub_admins():
     assert without_hub_admins("shared-password").__name__ == "SPESharedPasswordAuthenticator"
     with pytest.raises(TypeError):
         without_hub_admins(dict)
+
+
+def test_project_access_groups_researchers_and_gives_project_admins_read_and_stop():
+    access = project_access([("p", "alice", "researcher"), ("p", "pat", "project_admin"),
+                             ("p", "carol", "output_checker"), ("q", "bob", "researcher")])
+    assert access.groups == {"project-p": frozenset({"alice"}), "project-q": frozenset({"bob"})}
+    assert access.roles == {
+        "project-admin-p": (("read:servers!group=project-p", "delete:servers!group=project-p"),
+                            frozenset({"pat"})),
+        "project-admin-q": (("read:servers!group=project-q", "delete:servers!group=project-q"),
+                            frozenset()),
+    }
