@@ -75,13 +75,15 @@ class ProjectsPage(ConsoleHandler):
     @web.authenticated
     async def post(self):
         form = {name: self.get_body_argument(name, "") for name in (
-            "slug", "title", "description", "start", "end", "cpu", "mem", "pids", "image")}
+            "slug", "title", "description", "start", "end", "cpu", "mem", "pids", "image",
+            "home_quota", "outputs_quota")}
         try:
             new = admin_forms.project_request(form)
             self.registry.create_project(
                 new.slug, new.title, new.start, new.end, actor=self.actor,
                 description=new.description, cpu_limit=new.cpu_limit, mem_limit=new.mem_limit,
-                pids_limit=new.pids_limit, allowed_images=new.allowed_images)
+                pids_limit=new.pids_limit, allowed_images=new.allowed_images,
+                home_quota=new.home_quota, outputs_quota=new.outputs_quota)
         except SPEError as error:
             await self.show(error=self.refused("project.create", error, project=form["slug"]),
                             form=form)
@@ -105,7 +107,8 @@ class ProjectPage(ConsoleHandler):
     async def post(self, slug: str):
         operation = self.get_body_argument("op", "")
         form = {name: self.get_body_argument(name, "") for name in (
-            "username", "role", "name", "location", "sha256", "size", "outputs", "confirm")}
+            "username", "role", "name", "location", "sha256", "size", "outputs", "confirm",
+            "home_quota", "outputs_quota")}
         try:
             done = self.change(slug, operation, form)
         except SPEError as error:
@@ -133,6 +136,12 @@ class ProjectPage(ConsoleHandler):
                                       plaintext_sha256=dataset.plaintext_sha256,
                                       plaintext_size=dataset.plaintext_size)
             return f"dataset {dataset.name} registered to {slug}"
+        if operation == "quotas":
+            quotas = admin_forms.quota_request(form)
+            info = self.registry.set_quotas(slug, actor=self.actor, home_quota=quotas.home_quota,
+                                            outputs_quota=quotas.outputs_quota)
+            return (f"project {slug}: home quota {info.home_quota}, outputs quota "
+                    f"{info.outputs_quota}")
         if operation == "close":
             closed = close_project(self.registry, slug, actor=self.actor,
                                    state_dir=self.state_dir,
@@ -154,7 +163,7 @@ class ProjectPage(ConsoleHandler):
 
 # The audit action a refused console operation is recorded under (the registry's own names).
 _ACTIONS = {"member-add": "member.add", "member-remove": "member.remove",
-            "dataset-add": "dataset.add", "suspend": "project.status",
+            "dataset-add": "dataset.add", "quotas": "project.quota", "suspend": "project.status",
             "resume": "project.status", "close": "project.status"}
 
 

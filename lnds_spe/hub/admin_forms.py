@@ -37,6 +37,14 @@ class NewProject:
     mem_limit: str
     pids_limit: int
     allowed_images: tuple[str, ...]
+    home_quota: str
+    outputs_quota: str
+
+
+@dataclass(frozen=True)
+class QuotaChange:
+    home_quota: str | None  # None: unchanged
+    outputs_quota: str | None
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,14 @@ def project_request(form: Mapping[str, str]) -> NewProject:
         cpu_limit=_number(form, "cpu", "1.0", float, "a number of cores, e.g. 1.5"),
         mem_limit=_field(form, "mem") or "2G",
         pids_limit=_number(form, "pids", "512", int, "a whole number of processes, e.g. 512"),
-        allowed_images=images or (DEFAULT_IMAGE,))
+        allowed_images=images or (DEFAULT_IMAGE,),
+        home_quota=_field(form, "home_quota") or "5G",
+        outputs_quota=_field(form, "outputs_quota") or "10G")
+
+
+def quota_request(form: Mapping[str, str]) -> QuotaChange:
+    """The quota form, as `spe project update`: an empty field leaves that quota as it is."""
+    return QuotaChange(_field(form, "home_quota") or None, _field(form, "outputs_quota") or None)
 
 
 def member_request(form: Mapping[str, str], *, removing: bool) -> MemberChange:

@@ -56,7 +56,8 @@ def test_create_project_add_member_dataset_and_status(console_hub):
     start, end = date.today(), date.today() + timedelta(days=90)
     created = console_hub.post_form(admin, "", {
         "slug": "health", "title": "Health survey", "start": start.isoformat(),
-        "end": end.isoformat(), "cpu": "1.5", "mem": "3G", "pids": "400", "image": ""})
+        "end": end.isoformat(), "cpu": "1.5", "mem": "3G", "pids": "400", "image": "",
+        "home_quota": "2G", "outputs_quota": "3G"})
     assert created.status_code == 200, created.text[:500]
     assert created.url.endswith("/hub/spe-admin/projects/health?created=1")
     assert "created project health" in created.text
@@ -71,17 +72,21 @@ def test_create_project_add_member_dataset_and_status(console_hub):
     assert "project health is now suspended" in suspended.text
     resumed = console_hub.post_form(admin, "/projects/health", {"op": "resume"})
     assert "project health is now active" in resumed.text
+    quotas = console_hub.post_form(admin, "/projects/health", {"op": "quotas", "home_quota": "",
+                                                               "outputs_quota": "4G"})
+    assert "project health: home quota 2G, outputs quota 4G" in quotas.text
 
     registry = console_hub.registry()
     info = registry.get_project("health")
     assert (info.cpu_limit, info.mem_limit, info.pids_limit) == (1.5, "3G", 400)
+    assert (info.home_quota, info.outputs_quota) == ("2G", "4G")
     assert registry.roles_of("health", "bob") == {"researcher"}
     assert [d.location for d in registry.datasets("health")] == ["s3://bucket/health/survey.c4gh"]
     actions = [(e.action, e.actor, e.outcome) for e in registry.audit.query(project="health")]
     registry.engine.dispose()
     assert actions == [("project.create", "admin", "ok"), ("member.add", "admin", "ok"),
                        ("dataset.add", "admin", "ok"), ("project.status", "admin", "ok"),
-                       ("project.status", "admin", "ok")]
+                       ("project.status", "admin", "ok"), ("project.quota", "admin", "ok")]
 
 
 def test_refusals_show_the_cli_message_change_nothing_and_are_audited(console_hub):
@@ -101,6 +106,7 @@ def test_refusals_show_the_cli_message_change_nothing_and_are_audited(console_hu
         (f"/projects/{PROJECT}", {"op": "dataset-add", "name": "x", "location": "/etc/passwd"},
          "dataset location '/etc/passwd' is not an encrypted object in a store"),
         (f"/projects/{PROJECT}", {"op": "close", "confirm": ""}, "closing is final"),
+        (f"/projects/{PROJECT}", {"op": "quotas"}, "nothing to change"),
     ]
     denied_before = sum(1 for e in registry.audit.query() if e.outcome == "denied")
     for path, form, message in cases:

@@ -43,6 +43,12 @@ def test_project_form_names_the_bad_field(field, value, message):
         admin_forms.project_request({**GOOD, field: value})
 
 
+def test_quota_forms_leave_an_empty_field_unchanged():
+    assert admin_forms.project_request(GOOD).home_quota == "5G"
+    assert admin_forms.quota_request({"home_quota": " 8G ", "outputs_quota": ""}) == \
+        admin_forms.QuotaChange("8G", None)
+
+
 def test_member_form_needs_a_name_and_a_role_to_add():
     assert admin_forms.member_request({"username": "bob", "role": "researcher"},
                                       removing=False) == admin_forms.MemberChange("bob", "researcher")
