@@ -23,7 +23,6 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event as sa_event
@@ -31,6 +30,7 @@ from sqlalchemy import inspect, or_, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
+from lnds_spe.clock import utc_now
 from lnds_spe.config import state_dir
 from lnds_spe.db import AuditChain, AuditEvent, AuditHead, Dataset, Member, Project
 from lnds_spe.errors import SPEError
@@ -414,11 +414,6 @@ def grant_app_role(engine: Engine, role: str) -> list[str]:
 
 
 # The log over a database
-
-def utc_now() -> str:
-    """The current time as fixed-width ISO 8601 UTC text, which sorts as it reads."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 def _to_event(row: AuditEvent) -> Event:
     return Event(row.seq, row.time, row.actor, row.action, row.project, row.target, row.outcome,

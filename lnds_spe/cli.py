@@ -3,7 +3,7 @@
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,6 +13,7 @@ from rich.table import Table
 from lnds_spe.cli_data import actor as _actor
 from lnds_spe.cli_data import data_app, keys_app
 from lnds_spe.cli_pseudo import link_app, pseudo_app
+from lnds_spe.clock import utc_text
 from lnds_spe.config import DEFAULT_IMAGE, database_url, redacted_url, state_dir
 from lnds_spe.errors import SPEError
 
@@ -67,9 +68,7 @@ def _parse_bound(text: str | None, option: str, *, upper: bool) -> str | None:
         raise SPEError(f"invalid {option} {text!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
     if upper and len(text) == 10:
         moment += timedelta(days=1)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(moment)
 
 
 @app.command("where")

@@ -29,11 +29,12 @@ import tarfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
 from lnds_spe import crypto
+from lnds_spe.clock import utc_now
 from lnds_spe.config import state_dir
 from lnds_spe.datasets import PrepareDatasets, make_read_only, remove_tree
 from lnds_spe.errors import SPEError
@@ -67,11 +68,6 @@ class NoRoom(SPEError):
 
 class PlainDatasetRefused(SPEError):
     """A dataset without a manifest, where a key is configured (no plain downgrade)."""
-
-
-def _utc_now() -> str:
-    """The current UTC time as ISO 8601 text (the audit log's format, without its database)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def keys_dir() -> Path:
@@ -228,7 +224,7 @@ def encrypt_to_store(source: Path, store: ObjectStore, key: str, recipients: Rec
 def _sealed_manifest(encrypted: Encrypted, project: str, dataset: str, uploader: str) -> dict:
     """The full manifest of an upload, bound to its object by the MAC."""
     manifest = {**encrypted.manifest, "project": project, "dataset": dataset, "uploader": uploader,
-                "created_at": _utc_now()}
+                "created_at": utc_now()}
     manifest["mac"] = crypto.manifest_mac(manifest, encrypted.session_key)
     return manifest
 
@@ -728,7 +724,7 @@ def rekey_dataset(registry: Registry, project: str, dataset: str, secret_key: by
     manifest |= {"header_size": len(header), "payload_size": encryptor.encrypted_size,
                  "recipients": fingerprints,
                  "writer": crypto.fingerprint(crypto.derive_public_key(writer_key)),
-                 "rekeyed_at": _utc_now(), "rekeyed_by": actor}
+                 "rekeyed_at": utc_now(), "rekeyed_by": actor}
     manifest["mac"] = crypto.manifest_mac(manifest, session_key)
     try:
         registry.replace_dataset_object(project, dataset, store.location(new_key), manifest,

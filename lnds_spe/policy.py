@@ -161,13 +161,13 @@ def check_outputs_quota(project: ProjectInfo, used_bytes: int) -> None:
         raise SpawnDenied(reason)
 
 
-def _can(check: Callable[..., None]) -> Callable[..., bool]:
-    """The bool form of a check: True when it raises no SpawnDenied."""
+def bool_form(check: Callable[..., None], refusal: type[Exception]) -> Callable[..., bool]:
+    """The bool form of a `check_can_*` function, for pages: True when it raises no `refusal`."""
 
     def can(*args, **kwargs) -> bool:
         try:
             check(*args, **kwargs)
-        except SpawnDenied:
+        except refusal:
             return False
         return True
 
@@ -205,7 +205,7 @@ def check_can_spawn(project: ProjectInfo, roles: set[str], image: str, today: da
         raise SpawnDenied(f"image {image} is not allowed for project {slug} (allowed: {allowed})")
 
 
-can_spawn = _can(check_can_spawn)
+can_spawn = bool_form(check_can_spawn, SpawnDenied)
 
 
 def check_can_review(checked: list[ProjectInfo], image: str, review_image: str) -> None:
@@ -223,7 +223,7 @@ def check_can_review(checked: list[ProjectInfo], image: str, review_image: str) 
         raise SpawnDenied(f"image {image} is not the review image ({review_image})")
 
 
-can_review = _can(check_can_review)
+can_review = bool_form(check_can_review, SpawnDenied)
 
 
 def review_server_must_stop(checked: list[ProjectInfo]) -> str | None:

@@ -39,6 +39,7 @@ from lnds_spe.airlock.exceptions import (
     RequestNotReady,
     RequestPermissionDenied,
 )
+from lnds_spe.policy import bool_form
 
 SCOPE_REQUEST = "custom:airlock:request"
 SCOPE_REVIEW = "custom:airlock:review"
@@ -114,18 +115,8 @@ class RequestView:
 
 
 def _can(check: Callable[..., None]) -> Callable[..., bool]:
-    """The bool form of a check: True when it raises nothing."""
-
-    def can(*args, **kwargs) -> bool:
-        try:
-            check(*args, **kwargs)
-        except AirlockError:
-            return False
-        return True
-
-    can.__name__ = check.__name__.replace("check_can_", "can_")
-    can.__doc__ = f"Bool form of {check.__name__}."
-    return can
+    """The bool form of a check: True when it raises no AirlockError."""
+    return bool_form(check, AirlockError)
 
 
 def check_transition(request: RequestView, to: RequestStatus) -> None:

@@ -332,7 +332,6 @@ def oidc_settings(environ: Mapping[str, str], hub_url: str) -> dict:
         "enable_auth_state": True,
         "enable_pkce": True,
         "auth_refresh_age": int(environ.get("SPE_OIDC_REFRESH_AGE") or 300),
-        "auth_refresh_strict": True,  # API tokens of a person the provider refuses stop working too
         "refresh_pre_spawn": True,
         "extra_authorize_params": {"prompt": "login"},  # no silent sign-in after a sign-out
     }

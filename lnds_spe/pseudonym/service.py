@@ -16,10 +16,10 @@ import os
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from lnds_spe.clock import utc_now
 from lnds_spe.pseudonym import oprf
 from lnds_spe.pseudonym.errors import EmptyInput, InvalidToken, PseudonymError, RoleDenied
 from lnds_spe.pseudonym.formats import (
@@ -108,7 +108,7 @@ class AuditFile:
         return json.loads(lines[-1])["mac"] if lines else "0" * 64
 
     def append(self, **event: object) -> None:
-        event = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **event}
+        event = {"time": utc_now(), **event}
         body = json.dumps(event, sort_keys=True, separators=(",", ":"))
         mac = hmac.new(self.key, (self._last_mac() + body).encode(), hashlib.sha256).hexdigest()
         self.path.parent.mkdir(parents=True, exist_ok=True)
