@@ -8,6 +8,7 @@ makes, so the checks, messages and audit events are the CLI's; a refusal is show
 (status 400), changes nothing, and is audited with outcome "denied".
 """
 
+import asyncio
 from pathlib import Path
 
 from jupyterhub.handlers import BaseHandler
@@ -110,7 +111,8 @@ class ProjectPage(ConsoleHandler):
             "username", "role", "name", "location", "sha256", "size", "outputs", "confirm",
             "home_quota", "outputs_quota")}
         try:
-            done = self.change(slug, operation, form)
+            # In a thread: closing archives home volumes, which must not stall the hub.
+            done = await asyncio.to_thread(self.change, slug, operation, form, self.actor)
         except SPEError as error:
             await self.show(slug, error=self.refused(_ACTIONS.get(operation, "project.status"), error,
                                                      project=slug,
@@ -119,36 +121,37 @@ class ProjectPage(ConsoleHandler):
         sync_from_registry(self.db, self.registry)  # project groups and project-admin roles
         await self.show(slug, done=done)
 
-    def change(self, slug: str, operation: str, form: dict) -> str:
-        """Make one change; the message the CLI prints for it."""
+    def change(self, slug: str, operation: str, form: dict, actor: str) -> str:
+        """Make one change as `actor` (registry and lifecycle only, no hub state: it runs in a
+        thread); the message the CLI prints for it."""
         if operation == "member-add":
             member = admin_forms.member_request(form, removing=False)
-            self.registry.add_member(slug, member.username, member.role, actor=self.actor)
+            self.registry.add_member(slug, member.username, member.role, actor=actor)
             return f"{member.username} is now {member.role} of {slug}"
         if operation == "member-remove":
             member = admin_forms.member_request(form, removing=True)
             removed = self.registry.remove_member(slug, member.username, member.role,
-                                                  actor=self.actor)
+                                                  actor=actor)
             return f"removed {member.username} from {slug} ({', '.join(m.role for m in removed)})"
         if operation == "dataset-add":
             dataset = admin_forms.dataset_request(form)
-            self.registry.add_dataset(slug, dataset.name, dataset.location, actor=self.actor,
+            self.registry.add_dataset(slug, dataset.name, dataset.location, actor=actor,
                                       plaintext_sha256=dataset.plaintext_sha256,
                                       plaintext_size=dataset.plaintext_size)
             return f"dataset {dataset.name} registered to {slug}"
         if operation == "quotas":
             quotas = admin_forms.quota_request(form)
-            info = self.registry.set_quotas(slug, actor=self.actor, home_quota=quotas.home_quota,
+            info = self.registry.set_quotas(slug, actor=actor, home_quota=quotas.home_quota,
                                             outputs_quota=quotas.outputs_quota)
             return (f"project {slug}: home quota {info.home_quota}, outputs quota "
                     f"{info.outputs_quota}")
         if operation == "close":
-            closed = close_project(self.registry, slug, actor=self.actor,
+            closed = close_project(self.registry, slug, actor=actor,
                                    state_dir=self.state_dir,
                                    outputs_policy=admin_forms.close_request(form))
             return admin_forms.closed_message(slug, closed)
         status = admin_forms.status_request(operation)
-        self.registry.set_status(slug, status, actor=self.actor)
+        self.registry.set_status(slug, status, actor=actor)
         return f"project {slug} is now {status}"
 
     async def show(self, slug: str, *, done: str = "", error: str = "") -> None:
@@ -180,8 +183,8 @@ class AuditPage(ConsoleHandler):
             self.set_status(400)
             await self.page("spe-admin-audit.html", events=[], query=query, error=str(error))
             return
-        events = self.registry.audit.query(project=wanted.project, user=wanted.user,
-                                           since=wanted.since, until=wanted.until)
+        events = await asyncio.to_thread(self.registry.audit.query, project=wanted.project,
+                                         user=wanted.user, since=wanted.since, until=wanted.until)
         if self.get_query_argument("format", "") == "csv":
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header("Content-Disposition", 'attachment; filename="spe-audit.csv"')
