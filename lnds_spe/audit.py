@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from lnds_spe.clock import utc_now
-from lnds_spe.config import state_dir
+from lnds_spe.config import setting, state_dir
 from lnds_spe.db import AuditChain, AuditEvent, AuditHead, Dataset, Member, Project
 from lnds_spe.errors import SPEError
 
@@ -422,7 +422,7 @@ def _to_event(row: AuditEvent) -> Event:
 
 def _store_every() -> int:
     try:
-        return max(1, int(os.environ.get(STORE_EVERY_ENV, STORE_EVERY)))
+        return max(1, int(setting(STORE_EVERY_ENV) or STORE_EVERY))
     except ValueError:
         return STORE_EVERY
 
@@ -530,7 +530,7 @@ class AuditLog:
         except OSError as exc:
             log.warning("audit checkpoint of seq %s not written to %s: %s", cp.seq, path, exc)
         every = _store_every()
-        if os.environ.get("SPE_STORE_URL") and cp.seq // every > (first_seq - 1) // every:
+        if setting("SPE_STORE_URL") and cp.seq // every > (first_seq - 1) // every:
             try:
                 if self._store is None:
                     from lnds_spe.storage import open_store
@@ -652,7 +652,7 @@ class AuditLog:
         good, bad = parse_checkpoints(lines, f"checkpoint file {path}", key, chain.chain_id)
         found += good
         problems += bad
-        if os.environ.get("SPE_STORE_URL"):
+        if setting("SPE_STORE_URL"):
             found += self._store_checkpoint(chain, key, problems, notes)
         return found
 

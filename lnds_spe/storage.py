@@ -189,7 +189,7 @@ class LocalStore:
 
 def s3_endpoint() -> str | None:
     """$SPE_S3_ENDPOINT (or boto's own AWS_ENDPOINT_URL), None for AWS itself."""
-    return os.environ.get("SPE_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return setting("SPE_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 # S3 credentials the hub moved out of its environment (see `hold_credentials`).

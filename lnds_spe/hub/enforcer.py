@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import date
 
-from lnds_spe.config import state_dir
+from lnds_spe.config import setting, state_dir
 from lnds_spe.errors import ProjectNotFound
 from lnds_spe.lifecycle import outputs_bytes, settle_closed_homes
 from lnds_spe.policy import REVIEW_SERVER, must_stop, outputs_over_quota, review_server_must_stop
@@ -113,7 +113,7 @@ def enforce_once(api: HubAPI, registry: Registry, today: date) -> list[tuple[Run
 def main() -> None:
     """Loop forever: enforce, sleep; errors are logged and retried at the next round."""
     logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
-    every = float(os.environ.get("SPE_ENFORCE_EVERY", "20"))
+    every = float(setting("SPE_ENFORCE_EVERY") or 20)
     api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     registry = open_registry()
     log.info("checking running workspaces every %.0f s", every)
