@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from .conftest import free_slash30, start_workspace
+from lnds_spe.hub.firewall import guard_chain_name
+
+from .conftest import free_slash30, running_hub, start_workspace
 from .test_network import connect_from, container_ip, gateway_of
 
 PROBE = r"""
@@ -111,6 +113,28 @@ def test_n8_hub_and_airlock_ports_are_closed_to_other_interfaces(hub, ws_alice_p
     assert outcome[str(host_listener)] == "connected", outcome  # positive control
     assert outcome[str(hub_port)] != "connected", outcome
     assert outcome[str(airlock_port)] != "connected", outcome
+
+
+def test_n8_holds_across_a_hub_restart(tmp_path_factory, other_interface, host_listener):
+    """After a restart the hub's guard is hooked once, for the new process: its ports stay closed
+    to other interfaces, and a workspace that kept running still reaches both on its gateway."""
+    with running_hub(tmp_path_factory.mktemp("spe-n8-restart"), "n8-restart") as own:
+        workspace = start_workspace(own, "alice", "pa")
+        own.stop()
+        own.start()
+        hub_port, airlock_port = (int(own.env["SPE_HUB_API_PORT"]),
+                                  int(own.env["SPE_AIRLOCK_PORT"]))
+        hooks = [rule for rule in subprocess.run(["iptables", "-w", "-S", "INPUT"],
+                                                 capture_output=True, text=True).stdout.splitlines()
+                 if rule.endswith(f"-j {guard_chain_name(own.prefix)}")]
+        assert len(hooks) == 1 and f"pid={own.process.pid}" in hooks[0], hooks
+        outcome = other_interface.connect(host_listener, hub_port, airlock_port)
+        assert outcome[str(host_listener)] == "connected", outcome
+        assert outcome[str(hub_port)] != "connected", outcome
+        assert outcome[str(airlock_port)] != "connected", outcome
+        reached = connect_from(workspace, [(gateway_of(workspace), hub_port),
+                                           (gateway_of(workspace), airlock_port)])
+        assert set(reached.values()) == {"connected"}, reached
 
 
 LISTEN = r"""
