@@ -9,6 +9,11 @@ server to the first 200 of /user/<user>/<project>/lab through the proxy, as a br
 it; the server is then stopped and waited for until both the hub and the engine have forgotten
 it. One warm-up start per hub (reported as cold) also checks both serve JupyterLab from the same
 image; the timed starts alternate between the hubs so drift in machine load hits both alike.
+
+Then the SPE hub alone starts many workspaces of one project at once (32 at full scale, 4 at ci
+scale), one per researcher, all POSTed together through the hub API: every one must reach a
+ready JupyterLab (they share the project's network, its firewall chains and their lock); p50
+and max of their click-to-ready times are reported.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,7 +38,7 @@ import requests
 
 from benchmarks import harness
 from lnds_spe.config import setting
-from lnds_spe.hub.firewall import remove_firewall
+from lnds_spe.hub.firewall import remove_firewall, remove_hub_guard
 from lnds_spe.hub.lockdown import network_name
 from tests.support.hubs import (
     ROOT,
@@ -46,9 +53,11 @@ from tests.support.hubs import (
 ID = "G"
 TITLE = "Workspace start, click to ready JupyterLab: SPE spawner vs plain DockerSpawner"
 STARTS = {"ci": 2, "full": 5}
+CONCURRENT = {"ci": 4, "full": 32}  # workspaces of one project started at once
 TARGET_SLOWDOWN = 1.3
 USER = "gbench"
 READY_TIMEOUT_S = 180.0
+CONCURRENT_READY_TIMEOUT_S = 600.0  # 32 JupyterLabs starting together on 2 cores
 GONE_TIMEOUT_S = 120.0
 POLL_S = 0.1
 _APP_VERSION = re.compile(r'"appVersion"\s*:\s*"([^"]+)"')
@@ -64,10 +73,9 @@ class Contender:
     project: str
     options: dict
 
-    @property
-    def container(self) -> str:
-        """The name both spawners give the workspace container (same name template)."""
-        return f"{self.prefix}-{USER}--{self.project}"
+    def container(self, user: str = USER) -> str:
+        """The name both spawners give a user's workspace container (same name template)."""
+        return f"{self.prefix}-{user}--{self.project}"
 
 
 def workspace_image() -> str:
@@ -113,8 +121,14 @@ def default_network(client) -> tuple[str, str]:
     raise HubError("the engine has no default network with an IPv4 gateway (podman or bridge)")
 
 
-def seed_registry(url: str, state_dir: Path, slug: str, image: str) -> None:
-    """The SPE side's project: USER as researcher, the image allowed, one small plain dataset."""
+def concurrent_users(count: int) -> list[str]:
+    """The researchers whose workspaces of the project start at once."""
+    return [f"{USER}c{i:02d}" for i in range(count)]
+
+
+def seed_registry(url: str, state_dir: Path, slug: str, image: str,
+                  researchers: list[str]) -> None:
+    """The SPE side's project: the researchers, the image allowed, one small plain dataset."""
     from lnds_spe.projects import open_registry
 
     registry = open_registry(url)
@@ -122,7 +136,8 @@ def seed_registry(url: str, state_dir: Path, slug: str, image: str) -> None:
     registry.create_project(slug, "Benchmark G", today - timedelta(days=1),
                             today + timedelta(days=30), actor="benchmark-g",
                             allowed_images=(image,))
-    registry.add_member(slug, USER, "researcher", actor="benchmark-g")
+    for user in researchers:
+        registry.add_member(slug, user, "researcher", actor="benchmark-g")
     folder = state_dir / "datasets" / slug / "visits"
     folder.mkdir(parents=True)
     (folder / "visits.csv").write_text("id,age\n" + "".join(f"{i},{20 + i % 60}\n"
@@ -130,11 +145,12 @@ def seed_registry(url: str, state_dir: Path, slug: str, image: str) -> None:
     registry.add_dataset(slug, "visits", f"file://{folder}", actor="benchmark-g")
 
 
-def spe_hub(workdir: Path, prefix: str, slug: str, image: str) -> HubProcess:
+def spe_hub(workdir: Path, prefix: str, slug: str, image: str, concurrent: int) -> HubProcess:
     """The SPE hub from the checkout's jupyterhub_config.py, with its own state and registry."""
     registry_url = f"sqlite:///{workdir / 'spe.sqlite'}"
-    seed_registry(registry_url, workdir, slug, image)
-    passwords = demo_accounts(workdir, [USER, "admin"])
+    researchers = [USER, *concurrent_users(concurrent)]
+    seed_registry(registry_url, workdir, slug, image, researchers)
+    passwords = demo_accounts(workdir, [*researchers, "admin"])
     port = free_port()
     env = {**os.environ,
            "DOCKER_HOST": f"unix://{engine_socket()}",
@@ -147,6 +163,8 @@ def spe_hub(workdir: Path, prefix: str, slug: str, image: str) -> HubProcess:
            "SPE_AIRLOCK_PORT": str(free_port()),
            "SPE_CONTAINER_PREFIX": prefix,
            "SPE_WORKSPACE_IMAGE": image,
+           "SPE_START_TIMEOUT": str(int(CONCURRENT_READY_TIMEOUT_S)),
+           "SPE_HTTP_TIMEOUT": str(int(CONCURRENT_READY_TIMEOUT_S)),
            "PYTHONPATH": str(ROOT)}
     return HubProcess("SPE", ROOT / "jupyterhub_config.py", f"http://127.0.0.1:{port}", env,
                       workdir, passwords)
@@ -172,14 +190,14 @@ def plain_hub(workdir: Path, prefix: str, image: str, network: str, gateway: str
                       f"http://127.0.0.1:{port}", env, workdir, passwords)
 
 
-def wait_lab_ready(contender: Contender, deadline: float) -> str:
+def wait_lab_ready(contender: Contender, deadline: float, user: str = USER) -> str:
     """Poll the lab URL through the proxy until it answers 200 with JupyterLab; the page."""
     hub, project = contender.hub, contender.project
     last_check = time.monotonic()
     last = ""
     while time.monotonic() < deadline:
         try:
-            answer = hub.user_get(USER, f"{project}/lab")
+            answer = hub.user_get(user, f"{project}/lab")
             if answer.status_code == 200 and "jupyter-config-data" in answer.text:
                 return answer.text
             last = f"{answer.status_code}"
@@ -187,46 +205,47 @@ def wait_lab_ready(contender: Contender, deadline: float) -> str:
             last = str(error)
         if time.monotonic() - last_check > 2:  # a failed spawn leaves no server behind
             last_check = time.monotonic()
-            if hub.server(USER, project) is None:
-                raise HubError(f"{contender.impl}: {USER}/{project} stopped while starting:\n"
+            if hub.server(user, project) is None:
+                raise HubError(f"{contender.impl}: {user}/{project} stopped while starting:\n"
                                f"{hub.log_tail()}")
         time.sleep(POLL_S)
-    raise HubError(f"{contender.impl}: lab not ready within {READY_TIMEOUT_S:.0f} s "
+    raise HubError(f"{contender.impl}: {user}'s lab not ready by the deadline "
                    f"(last answer {last}):\n{hub.log_tail()}")
 
 
-def timed_start(contender: Contender) -> tuple[float, str]:
+def timed_start(contender: Contender, user: str = USER,
+                timeout: float = READY_TIMEOUT_S) -> tuple[float, str]:
     """Seconds from the start request to a ready JupyterLab behind the proxy, and its page."""
     hub, project = contender.hub, contender.project
     start = time.perf_counter()
-    answer = hub.call(USER, "POST", f"/users/{USER}/servers/{project}", json=contender.options)
+    answer = hub.call(user, "POST", f"/users/{user}/servers/{project}", json=contender.options)
     if answer.status_code not in (201, 202):
-        raise HubError(f"{contender.impl}: start of {USER}/{project} refused: "
+        raise HubError(f"{contender.impl}: start of {user}/{project} refused: "
                        f"{answer.status_code} {answer.text}\n{hub.log_tail()}")
-    page = wait_lab_ready(contender, time.monotonic() + READY_TIMEOUT_S)
+    page = wait_lab_ready(contender, time.monotonic() + timeout, user)
     return time.perf_counter() - start, page
 
 
-def stop_until_gone(contender: Contender, client) -> None:
+def stop_until_gone(contender: Contender, client, user: str = USER) -> None:
     """Stop the server and wait until the hub has forgotten it and its container is removed."""
     import docker
 
-    contender.hub.stop_server(USER, contender.project, timeout=GONE_TIMEOUT_S)
+    contender.hub.stop_server(user, contender.project, timeout=GONE_TIMEOUT_S)
     deadline = time.monotonic() + GONE_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
-            client.containers.get(contender.container)
+            client.containers.get(contender.container(user))
         except docker.errors.NotFound:
             return
         time.sleep(0.2)
-    raise HubError(f"{contender.impl}: container {contender.container} still exists "
+    raise HubError(f"{contender.impl}: container {contender.container(user)} still exists "
                    f"{GONE_TIMEOUT_S:.0f} s after its server stopped")
 
 
 def start_and_check(contender: Contender, client) -> tuple[float, str, str]:
     """A warm-up start: its seconds, the JupyterLab version served and the container's image id."""
     seconds, page = timed_start(contender)
-    image_id = client.containers.get(contender.container).image.id
+    image_id = client.containers.get(contender.container()).image.id
     found = _APP_VERSION.search(page)
     stop_until_gone(contender, client)
     return seconds, found.group(1) if found else "unknown", image_id
@@ -247,6 +266,31 @@ def remove_engine_objects(client, prefixes: list[str]) -> None:
         if ours(network.name):
             with contextlib.suppress(docker.errors.APIError):
                 network.remove()
+
+
+def concurrent_starts(contender: Contender, client, users: list[str]) -> list[float]:
+    """Start one workspace of the project per user, all at once through the hub API; each one's
+    seconds to a ready JupyterLab (HubError if any fails), then stop them all."""
+    for user in users:
+        contender.hub.token(user)  # log everyone in first: only the starts are timed together
+    gate = threading.Barrier(len(users))
+
+    def start(user: str) -> float:
+        gate.wait()
+        return timed_start(contender, user, CONCURRENT_READY_TIMEOUT_S)[0]
+
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        seconds = list(pool.map(start, users))
+        list(pool.map(lambda user: stop_until_gone(contender, client, user), users))
+    return seconds
+
+
+def concurrent_row(seconds: list[float]) -> dict:
+    """The row of the concurrent starts: p50 as warm, max and every sample in the notes."""
+    return harness.row(f"{len(seconds)} concurrent starts of one project, p50",
+                       "SPEDockerSpawner", None, statistics.median(seconds),
+                       starts=len(seconds), max_s=round(max(seconds), 3),
+                       samples_s=[round(s, 3) for s in seconds])
 
 
 def summarise(scale: str, samples: dict[str, list[float]], cold: dict[str, float],
@@ -310,7 +354,8 @@ def run(scale: str, threads: int) -> dict:
         (workdir / "spe").mkdir()
         (workdir / "plain").mkdir()
         contenders = [
-            Contender("SPEDockerSpawner", spe_hub(workdir / "spe", prefixes[0], slug, image),
+            Contender("SPEDockerSpawner", spe_hub(workdir / "spe", prefixes[0], slug, image,
+                                                  CONCURRENT[scale]),
                       prefixes[0], slug, {"project": slug, "image": image}),
             Contender("DockerSpawner", plain_hub(workdir / "plain", prefixes[1], image, network,
                                                  gateway),
@@ -321,13 +366,19 @@ def run(scale: str, threads: int) -> dict:
         for contender in contenders:
             contender.hub.wait_up()
         samples, cold, details = measure(contenders, client, STARTS[scale], image_id)
+        together = concurrent_starts(contenders[0], client, concurrent_users(CONCURRENT[scale]))
+        print(f"[G] {len(together)} concurrent starts: p50 {statistics.median(together):.2f} s, "
+              f"max {max(together):.2f} s", file=sys.stderr, flush=True)
     finally:
         for contender in contenders:
             contender.hub.stop_all_servers()
             contender.hub.stop()
         remove_engine_objects(client, prefixes)
         remove_firewall(network_name(prefixes[0], slug))
+        remove_hub_guard(prefixes[0])
         shutil.rmtree(workdir, ignore_errors=True)
         client.close()
     details["plain_network"] = network
-    return summarise(scale, samples, cold, details)
+    summary = summarise(scale, samples, cold, details)
+    summary["rows"].append(concurrent_row(together))
+    return summary

@@ -1,11 +1,16 @@
-"""Workload G (workspace start, SPE spawner vs plain DockerSpawner) runs at ci scale, cleans up."""
+"""Workload G (workspace start, SPE spawner vs plain DockerSpawner, then concurrent starts of one
+project) runs at ci scale and cleans up."""
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks.workload_g import CONCURRENT
+from lnds_spe.hub.firewall import BRIDGE_TABLE
 
 REPO = Path(__file__).resolve().parents[2]
 IMPLS = {"SPEDockerSpawner", "DockerSpawner"}
@@ -25,10 +30,15 @@ def engine_names() -> set[str]:
 
 
 def benchmark_chains() -> set[str]:
-    """The host firewall chains of workload G's projects."""
+    """The host firewall chains of workload G's projects and its SPE hub's port guard, and the
+    project's bridge chains."""
     rules = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
-    return {line.split()[1] for line in rules.splitlines()
-            if line.startswith("-N SPE-gbench")}
+    bridge = subprocess.run(["nft", "list", "table", "bridge", BRIDGE_TABLE],
+                            capture_output=True, text=True).stdout
+    return ({line.split()[1] for line in rules.splitlines()
+             if line.startswith(("-N SPE-gbench", "-N SPE-HUB-gspe"))}
+            | {line.split()[1] for line in bridge.splitlines()
+               if line.strip().startswith("chain SPE-gbench")})
 
 
 @pytest.mark.timeout(600)
@@ -44,8 +54,9 @@ def test_workload_g_times_both_spawners_and_cleans_up(tmp_path):
     assert "error" not in workload, workload.get("error")
     assert workload["workload"] == "G" and workload["scale"] == "ci"
 
-    rows = {row["impl"]: row for row in workload["rows"]}
-    assert set(rows) == IMPLS
+    *sequential, together = workload["rows"]
+    rows = {row["impl"]: row for row in sequential}
+    assert set(rows) == IMPLS and len(sequential) == 2
     for row in rows.values():
         extra = row["extra"]
         assert extra["starts"] == 2 and len(extra["samples_s"]) == 2, row
@@ -61,6 +72,15 @@ def test_workload_g_times_both_spawners_and_cleans_up(tmp_path):
     assert goal["target"] == pytest.approx(1 / 1.3)
     assert goal["met"] is (plain / spe >= 1 / 1.3)
     assert "| G |" in (tmp_path / "results.md").read_text()
+
+    # every workspace of the concurrent starts reached a ready JupyterLab
+    count = CONCURRENT["ci"]
+    assert together["case"] == f"{count} concurrent starts of one project, p50", together
+    assert together["impl"] == "SPEDockerSpawner"
+    samples = together["extra"]["samples_s"]
+    assert together["extra"]["starts"] == count == len(samples) and all(s > 0 for s in samples)
+    assert together["warm_s"] == pytest.approx(statistics.median(samples), abs=1e-3)
+    assert together["extra"]["max_s"] == pytest.approx(max(samples), abs=1e-3)
 
     assert engine_names() <= names_before, "workload G left containers, volumes or networks"
     assert benchmark_chains() <= chains_before, "workload G left host firewall chains"
