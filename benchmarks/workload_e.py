@@ -28,7 +28,7 @@ def scipy_idw(tree_cls, sx, sy, values, qx, qy, threads: int) -> np.ndarray:
     return out
 
 
-def probes(scale: str, threads: int) -> dict:
+def probes(scale: str, threads: int, name: str | None = None) -> dict:
     """Fresh-process probes: 50 stations onto 100,000 cells, N threads each."""
     from scipy.spatial import cKDTree
 
