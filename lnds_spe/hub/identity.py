@@ -47,6 +47,13 @@ AUTHENTICATORS = {
     "oidc": "lnds_spe.hub.identity.SPEOIDCAuthenticator",
     SHARED_PASSWORD: SHARED_PASSWORD,
 }
+IDENTITY_SETTINGS = (  # what the functions below read from the settings (lnds_spe.config.setting)
+    DEMO_MODE_ENV, AUTHENTICATOR_ENV, "SPE_SHARED_PASSWORD", "SPE_OIDC_ISSUER", "SPE_OIDC_CLIENT_ID",
+    "SPE_OIDC_CLIENT_SECRET", "SPE_OIDC_CALLBACK_URL", "SPE_OIDC_EXTRA_SCOPES",
+    "SPE_OIDC_USERNAME_CLAIM", "SPE_OIDC_GROUPS_CLAIM", "SPE_OIDC_ALLOWED_GROUPS",
+    "SPE_OIDC_ADMIN_GROUPS", "SPE_OIDC_CHECKER_GROUPS", "SPE_OIDC_REQUIRE_MFA", "SPE_OIDC_MFA_ACR",
+    "SPE_OIDC_REFRESH_AGE",
+)
 CHECKERS_GROUP = "output-checkers"  # the hub group the airlock's checker role is granted to
 ADMINS_GROUP = "spe-admins"  # the hub group the SPE admin roles are granted to (with OIDC)
 
@@ -332,6 +339,7 @@ def oidc_settings(environ: Mapping[str, str], hub_url: str) -> dict:
         "enable_auth_state": True,
         "enable_pkce": True,
         "auth_refresh_age": int(environ.get("SPE_OIDC_REFRESH_AGE") or 300),
+        "auth_refresh_strict": True,  # API tokens of a person the provider refuses stop working too
         "refresh_pre_spawn": True,
         "extra_authorize_params": {"prompt": "login"},  # no silent sign-in after a sign-out
     }

@@ -33,6 +33,7 @@ const provider = new Provider(start.issuer, {
     groups: ['groups'],
   },
   conformIdTokenClaims: false, // the groups claim goes into the ID token as well as userinfo
+  clockTolerance: 0, // an access token past its ttl is refused at once (the default allows 15 s)
   features: { devInteractions: { enabled: false } },
   pkce: { required: () => true },
   ttl: { AccessToken: start.access_token_ttl || 3600, IdToken: 3600, Session: 3600 },
