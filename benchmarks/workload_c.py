@@ -24,9 +24,11 @@ from benchmarks.harness import (
     check_close,
     check_equal,
     goal,
+    interleave,
+    repeats_for,
     row,
     time_once,
-    time_warm,
+    timed_row,
 )
 
 ID = "C"
@@ -176,14 +178,16 @@ def run(scale: str, threads: int) -> dict:
     polars_frame = pl.from_arrow(arrow)
 
     def polars_query() -> dict[str, np.ndarray]:
-        income = pl.col("income")
+        income, magnitude = pl.col("income"), pl.col("abs")
         got = (
-            polars_frame.lazy().with_columns(income.fill_nan(None))
+            polars_frame.lazy()
+            .with_columns(income.fill_nan(None))
+            .with_columns(income.abs().alias("abs"), (income < 0).alias("negative"))
             .group_by(["region", "age", "sex"]).agg(
                 pl.len().alias("count"), income.count().alias("n_values"),
-                income.mean().alias("mean"), income.abs().sum().alias("abs_total"),
-                income.abs().top_k(2).alias("top"), (income < 0).sum().alias("negatives"),
-                income.is_null().sum().alias("missing"))
+                income.mean().alias("mean"), magnitude.sum().alias("abs_total"),
+                magnitude.top_k(2).alias("top"), pl.col("negative").sum().alias("negatives"),
+                income.null_count().alias("missing"))
             .with_columns(pl.col("top").list.get(0, null_on_oob=True).fill_null(0.0)
                           .alias("top1"),
                           pl.col("top").list.get(1, null_on_oob=True).fill_null(0.0)
@@ -196,26 +200,27 @@ def run(scale: str, threads: int) -> dict:
                             got["sex"].to_numpy(), stats)
 
     def pandas_same_output() -> dict[str, np.ndarray]:
-        """pandas.crosstab for the mean table, one groupby for the statistics the rules need."""
-        table = pd.crosstab([frame.region, frame.age], frame.sex, values=frame.income,
-                            aggfunc="mean")
+        """One pandas group-by on a cell code; the second largest |x| from one sort."""
+        cell = ((frame.region.to_numpy(np.int64) * SHAPE[1] + frame.age.to_numpy(np.int64))
+                * SHAPE[2] + frame.sex.to_numpy(np.int64))
         income = frame.income
         magnitude = income.abs()
-        keys = [frame.region, frame.age, frame.sex]
-        grouped = pd.DataFrame({"income": income, "abs": magnitude, "negative": income < 0,
-                                "missing": income.isna()}).groupby(keys, sort=False)
-        stats = grouped.agg(count=("income", "size"), n_values=("income", "count"),
-                            abs_total=("abs", "sum"), top1=("abs", "max"),
-                            negatives=("negative", "sum"), missing=("missing", "sum"))
-        # Second largest |x|: the largest once the top value is set aside (ties count twice).
-        top1 = grouped["abs"].transform("max")
-        at_top = (magnitude == top1).groupby(keys, sort=False).sum()
-        below = magnitude.where(magnitude < top1).groupby(keys, sort=False).max()
-        stats["top2"] = np.where(at_top.reindex(stats.index) >= 2, stats["top1"],
-                                 below.reindex(stats.index).fillna(0.0))
+        stats = pd.DataFrame({"cell": cell, "income": income, "abs": magnitude,
+                              "negative": income < 0, "missing": income.isna()}).groupby(
+            "cell", sort=True).agg(count=("income", "size"), n_values=("income", "count"),
+                                   mean=("income", "mean"), abs_total=("abs", "sum"),
+                                   top1=("abs", "max"), negatives=("negative", "sum"),
+                                   missing=("missing", "sum"))
+        by_size = np.lexsort((-magnitude.to_numpy(), cell))  # per cell, largest |x| first
+        first = np.searchsorted(cell[by_size], stats.index.to_numpy())
+        second = np.minimum(first + 1, len(by_size) - 1)
+        top2 = np.where(stats["n_values"].to_numpy() >= 2,
+                        magnitude.to_numpy()[by_size[second]], 0.0)
+        stats["top2"] = top2
         stats["top1"] = stats["top1"].fillna(0.0)
-        stats["mean"] = table.stack().reindex(stats.index).to_numpy()
-        region, age, sex = (stats.index.get_level_values(i).to_numpy() for i in range(3))
+        codes = stats.index.to_numpy()
+        region, rest = np.divmod(codes, SHAPE[1] * SHAPE[2])
+        age, sex = np.divmod(rest, SHAPE[2])
         return dense_output(region, age, sex, {k: stats[k].to_numpy() for k in stats.columns})
 
     def pandas_mean_only() -> pd.DataFrame:
@@ -229,7 +234,7 @@ def run(scale: str, threads: int) -> dict:
     ours_dense = _ours_dense(our_table, our_counts, our_flags)
     observed = ours_dense["count"] > 0
     peers: dict[str, tuple[Callable[[], object], float, object]] = {}
-    for impl, fn in (("pandas.crosstab + groupby (same output)", pandas_same_output),
+    for impl, fn in (("pandas, one groupby on a cell code (same output)", pandas_same_output),
                      ("pandas.crosstab (mean table only, no checks)", pandas_mean_only),
                      ("duckdb native table", lambda: duck("native")),
                      ("duckdb on arrow", lambda: duck("arrow_data")),
@@ -258,6 +263,7 @@ def run(scale: str, threads: int) -> dict:
     ours_abs = _ours_dense(abs_table, our_counts, abs_session.results.get("output_0").flags)
     where_right = observed & ~ours_dense["missing"]
     acro_flagged: dict[str, int] = {}
+    mismatches = 0
     for name in ("threshold", "nk-rule", "p-ratio"):
         theirs = np.zeros(observed.shape, dtype=bool)
         for key, text in acro["flagged"].items():
@@ -265,32 +271,39 @@ def run(scale: str, threads: int) -> dict:
             if any(ACRO_CHECK_NAMES.get(c.strip()) == name for c in text.split(";")):
                 theirs[region * SHAPE[1] + age, sex] = True
         acro_flagged[name] = int(theirs[where_right].sum())
+        mismatches += int((ours_abs[name][where_right] != theirs[where_right]).sum())
         check_equal(f"workload C: ACRO 1.0.2 {name} mask", ours_abs[name][where_right],
                     theirs[where_right])
+    compared = 3 * int(where_right.sum())
 
     # ---- warm timing ----------------------------------------------------------------------
     case = f"{n:.0e} rows, {int(observed.sum())} cells"
     records_before = len(session.results.results)
-    warm_ours = time_warm(ours)
+    ours_name = "lnds_spe.sdc.ACRO.crosstab"
+    timing = interleave({ours_name: ours, **{impl: fn for impl, (fn, _, _) in peers.items()}},
+                        repeats_for(scale))
+    warm_ours = timing[ours_name]["median_s"]
     flagged = {name: int(ours_dense[name][observed].sum()) for name in MASKS}
-    rows = [row(case, "lnds_spe.sdc.ACRO.crosstab", our_cold, warm_ours, threads=threads,
-                flagged=flagged,
-                outputs_recorded=len(session.results.results) - records_before)]
+    rows = [timed_row(case, ours_name, timing[ours_name], threads, flagged=flagged,
+                      outputs_recorded=len(session.results.results) - records_before,
+                      first_call_s=round(our_cold, 4))]
     timings = {}
-    for impl, (fn, cold, _) in peers.items():
-        timings[impl] = time_warm(fn)
-        rows.append(row(case, impl, cold, timings[impl], threads=threads,
-                        ours_faster_by=round(timings[impl] / warm_ours, 2)))
+    for impl, (_, cold, _) in peers.items():
+        timings[impl] = timing[impl]["median_s"]
+        rows.append(timed_row(case, impl, timing[impl], 1 if impl.startswith("pandas")
+                              else threads, first_call_s=round(cold, 4),
+                              ours_faster_by=round(timings[impl] / warm_ours, 2)))
     rows.append(row(case, "ACRO 1.0.2 crosstab (subprocess, own venv)", acro["cold"],
-                    acro["warm"], repeats=ACRO_REPEATS,
+                    acro["warm"], threads=1, repeats=ACRO_REPEATS,
                     ours_faster_by=round(acro["warm"] / warm_ours, 1)))
     goals = [
-        goal("masks identical to ACRO's default rules where ACRO is right "
-             f"({int(where_right.sum())} cells without missing values, on |income|; "
-             f"flagged by ACRO: {acro_flagged})", 1.0, 1.0),
+        goal(f"masks equal to ACRO's default rules where ACRO is right: {mismatches} mismatches "
+             f"over {compared} (cell, rule) pairs ({int(where_right.sum())} cells without "
+             f"missing values, on |income|; flagged by ACRO: {acro_flagged}); ratio = share "
+             "equal", (compared - mismatches) / max(compared, 1), 1.0),
         goal(">= 50x ACRO", acro["warm"] / warm_ours, 50.0),
-        goal(">= 5x pandas.crosstab (same output: + groupby for the masks)",
-             timings["pandas.crosstab + groupby (same output)"] / warm_ours, 5.0),
+        goal(">= 5x pandas (same output: one groupby on a cell code)",
+             timings["pandas, one groupby on a cell code (same output)"] / warm_ours, 5.0),
         goal(">= 1.5x DuckDB (native table)", timings["duckdb native table"] / warm_ours, 1.5),
     ]
     return {"workload": ID, "title": TITLE, "scale": scale, "rows": rows, "goals": goals}
