@@ -14,15 +14,18 @@ by a workspace is left for the lifecycle enforcer, which stops the workspace and
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from lnds_spe.config import DEFAULT_IMAGE, setting
+from lnds_spe.config import engine_host, setting
 from lnds_spe.errors import SPEError
 from lnds_spe.hub import lockdown
 from lnds_spe.policy import ProjectInfo, size_bytes
@@ -33,7 +36,6 @@ if TYPE_CHECKING:
     from lnds_spe.projects import Registry
 
 LABEL_STATE = "org.lnds-spe.state"
-ENGINE_SOCKET = "/run/spe/podman.sock"  # scripts/engine-setup.sh's socket
 MOUNT_OPTIONS = "loop,nosuid,nodev"
 
 
@@ -51,12 +53,10 @@ class HomeVolume:
 
 
 def engine_client() -> docker.APIClient:
-    """The container engine's API: $DOCKER_HOST, else the SPE's Podman socket, else Docker's."""
+    """The container engine's API, where the hub's spawner finds it (config.engine_host)."""
     import docker
 
-    url = setting("DOCKER_HOST") or (f"unix://{ENGINE_SOCKET}" if os.path.exists(ENGINE_SOCKET)
-                                     else "unix:///var/run/docker.sock")
-    return docker.APIClient(base_url=url, timeout=120)
+    return docker.APIClient(base_url=engine_host() or None, timeout=120)
 
 
 def image_path(state_dir: Path, project: str, volume: str) -> Path:
@@ -64,11 +64,11 @@ def image_path(state_dir: Path, project: str, volume: str) -> Path:
     return state_dir / "homes" / project / f"{volume}.ext4"
 
 
-def _private_dir(path: Path) -> Path:
-    """A folder and its parent readable by the hub's account only."""
+def _private_dir(path: Path, levels: int = 2) -> Path:
+    """A folder (and its parent, with levels=2) readable by the hub's account only."""
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    os.chmod(path, 0o700)
+    for folder in (path, path.parent)[:levels]:
+        os.chmod(folder, 0o700)
     return path
 
 
@@ -137,20 +137,23 @@ def ensure_home_volume(client: docker.APIClient, state_dir: Path, volume: str,
 
 def home_volumes(client: docker.APIClient, state_dir: Path,
                  project: str | None = None) -> list[HomeVolume]:
-    """The home volumes of this state dir (of one project, if given), by name."""
-    wanted = [f"{LABEL_STATE}={state_dir}"]
+    """The home volumes of this state dir (of one project, if given), by name. The labels are
+    matched here too: Podman's Docker API answers several label filters with any, not all."""
+    wanted = {LABEL_STATE: str(state_dir)}
     if project is not None:
-        wanted.append(f"{lockdown.LABEL_PROJECT}={project}")
-    found = client.volumes(filters={"label": wanted}).get("Volumes") or []
+        wanted[lockdown.LABEL_PROJECT] = project
+    found = client.volumes(filters={"label": f"{LABEL_STATE}={state_dir}"}).get("Volumes") or []
+    mine = [v for v in found
+            if all((v.get("Labels") or {}).get(key) == value for key, value in wanted.items())]
     return sorted((HomeVolume(v["Name"], v["Labels"][lockdown.LABEL_PROJECT],
-                              v["Labels"].get(lockdown.LABEL_USER, ""))
-                   for v in found), key=lambda v: v.name)
+                              v["Labels"].get(lockdown.LABEL_USER, "")) for v in mine),
+                  key=lambda v: v.name)
 
 
 def _stream_home(client: docker.APIClient, volume: str, sink: BinaryIO) -> None:
     """Write a tar of a home volume's files to `sink`, through a throwaway container that
     mounts it read-only (no network, no capabilities) and is removed after."""
-    image = setting("SPE_WORKSPACE_IMAGE") or DEFAULT_IMAGE
+    image = setting("SPE_WORKSPACE_IMAGE")
     host_config = client.create_host_config(
         binds={volume: {"bind": str(lockdown.WORKSPACE_HOME), "mode": "ro,nocopy"}},
         network_mode="none", read_only=True, cap_drop=["ALL"],
@@ -204,7 +207,21 @@ def settle_homes(registry: Registry, client: docker.APIClient, state_dir: Path, 
     """Archive or delete every home volume of a closed project that no container uses, one
     audit event each; returns those still in use (left for the lifecycle enforcer) and, for
     those that failed (audited), their names with the reason. Idempotent: a settled volume is
-    gone, so a retry does only what is left."""
+    gone, so a retry does only what is left; `spe project close` and the enforcer take turns."""
+    with _settling(state_dir):
+        return _settle_all(registry, client, state_dir, slug, policy, actor=actor)
+
+
+@contextmanager
+def _settling(state_dir: Path) -> Iterator[None]:
+    """One settler at a time per state dir (the close command and the enforcer may overlap)."""
+    with open(_private_dir(state_dir / "homes", levels=1) / ".settle.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _settle_all(registry: Registry, client: docker.APIClient, state_dir: Path, slug: str,
+                policy: str, *, actor: str) -> tuple[list[HomeVolume], list[str]]:
     pending, failed = [], []
     for home in home_volumes(client, state_dir, slug):
         details = {"policy": policy, "volume": home.name, "user": home.user}

@@ -19,11 +19,11 @@ from datetime import date
 import pytest
 
 from lnds_spe import lifecycle
-from lnds_spe.config import DEFAULT_IMAGE
+from lnds_spe.config import setting
 from lnds_spe.hub import homes, lockdown
 from lnds_spe.projects import open_registry
 
-IMAGE = os.environ.get("SPE_WORKSPACE_IMAGE", DEFAULT_IMAGE)
+IMAGE = setting("SPE_WORKSPACE_IMAGE")
 
 
 @pytest.fixture
@@ -222,3 +222,16 @@ def test_a_failed_archive_leaves_the_home_whole_and_is_audited(engine, state, re
     (archive,) = (state / "archive" / "p1").glob("home-*.tar")
     with tarfile.open(archive) as tar:
         assert tar.extractfile("k.txt").read() == b"keep me"
+
+
+def test_close_touches_only_the_closed_projects_homes(engine, state, registry, prefix):
+    registry.create_project("p2", "Two", date(2020, 1, 1), date(2099, 1, 1), actor="admin",
+                            home_quota="16M")
+    ann = home_of(engine, state, registry, prefix, "ann")
+    other = lockdown.home_volume_name(prefix, "ann", "p2")
+    homes.ensure_home_volume(engine, state, other, registry.get_project("p2"), "ann")
+    closed = lifecycle.close_project(registry, "p1", actor="admin", state_dir=state)
+    assert closed.homes_settled == [ann] and closed.homes_pending == []
+    assert other in volume_names(engine) and homes.image_path(state, "p2", other).exists()
+    assert lifecycle.settle_closed_homes(registry, state, actor="system:lifecycle") == []
+    assert other in volume_names(engine)
