@@ -33,7 +33,8 @@ def test_admin_provisions_a_project_and_reads_its_audit_log(browser, demo_hub):
     page.fill("#password_input", accounts["passwords"]["admin"])
     page.click("#login_submit")
     page.wait_for_url(f"{url}/hub/**")
-    page.goto(f"{url}/hub/spe-admin")
+    page.click("#spe-admin-nav")  # the console's link in the hub's navigation bar
+    page.wait_for_url(f"{url}/hub/spe-admin")
     assert page.locator("#spe-project-list tr[data-project='demo']").count() == 1
     shot("projects")
 

@@ -32,6 +32,10 @@ def test_console_is_for_spe_admins_only(console_hub):
     assert anonymous.status_code == 302 and "/hub/login" in anonymous.headers["Location"]
     page = console_hub.login("admin").get(console_hub.console, timeout=30)
     assert page.status_code == 200 and f'data-project="{PROJECT}"' in page.text
+    home = alice.get(f"{console_hub.url}/hub/home", timeout=30)
+    assert home.status_code == 200 and "spe-admin-nav" not in home.text
+    assert "spe-admin-nav" in console_hub.login("admin").get(f"{console_hub.url}/hub/home",
+                                                             timeout=30).text
     registry = console_hub.registry()
     assert "sneaky" not in [p.slug for p in registry.list_projects()]
     registry.engine.dispose()
