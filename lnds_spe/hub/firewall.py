@@ -117,16 +117,17 @@ def isolated_networks(ruleset: dict) -> set[str]:
     return found
 
 
-def guard_chain_name(prefix: str) -> str:
-    """The iptables chain guarding one hub's own ports (its container prefix names the hub)."""
-    digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
-    return f"SPE-HUB-{safe_name(prefix)[-10:]}-{digest}"
+def guard_chain_name(prefix: str, ports: Iterable[int]) -> str:
+    """The iptables chain guarding one hub's own ports: named by its container prefix and its
+    ports, so two hubs running at once never share one, even under the same prefix."""
+    key = f"{prefix}:{','.join(map(str, allowed_ports(ports)))}"
+    return f"SPE-HUB-{safe_name(prefix)[-10:]}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 def guard_rules(prefix: str, ports: Iterable[int]) -> list[list[str]]:
     """The guard's rules: replies and loopback pass on, new connections to the ports are
     rejected (project networks never get here: their hooks above accept their ports first)."""
-    chain = guard_chain_name(prefix)
+    chain = guard_chain_name(prefix, ports)
     return [
         ["-A", chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"],
         ["-A", chain, "-i", "lo", "-j", "RETURN"],
@@ -144,7 +145,7 @@ def guard_comment(prefix: str, pid: int, ports: Iterable[int]) -> str:
 def guard_hook(prefix: str, pid: int, ports: Iterable[int]) -> list[str]:
     """The INPUT rule sending every packet to the hub's guard."""
     return ["INPUT", "-m", "comment", "--comment", guard_comment(prefix, pid, ports),
-            "-j", guard_chain_name(prefix)]
+            "-j", guard_chain_name(prefix, ports)]
 
 
 def parse_guard(comment: str) -> tuple[str, int, list[int]] | None:
@@ -320,7 +321,8 @@ def guard_hub_ports(prefix: str, ports: Iterable[int], pid: int) -> list[str]:
     and re-hooked when the hub restarts; guards of hubs that are gone are removed first.
     Returns the rules installed, for the hub's log."""
     iptables, restore = _tools("iptables", "iptables-restore")
-    chain, rules = guard_chain_name(prefix), guard_rules(prefix, ports)
+    ports = allowed_ports(ports)
+    chain, rules = guard_chain_name(prefix, ports), guard_rules(prefix, ports)
     hook = guard_hook(prefix, pid, ports)
     wanted = "\n".join(["*filter", f":{chain} - [0:0]", *(" ".join(r) for r in rules),
                         "COMMIT", ""])
@@ -349,7 +351,8 @@ def _remove_stale_guards() -> set[str]:
                            text=True).stdout.splitlines()
     stale = stale_guards(rules, _alive_pids(), listening_ports())
     for comment in sorted(stale):
-        chain = guard_chain_name(parse_guard(comment)[0])
+        prefix, _, ports = parse_guard(comment)
+        chain = guard_chain_name(prefix, ports)
         subprocess.run(["iptables", "-w", "-D", "INPUT", "-m", "comment", "--comment", comment,
                         "-j", chain], capture_output=True)
         if not any(rule.endswith(f"-j {chain}") for rule in subprocess.run(
@@ -359,11 +362,18 @@ def _remove_stale_guards() -> set[str]:
 
 
 def remove_hub_guard(prefix: str) -> None:
-    """Unhook and delete one hub's guard (for a hub that is gone for good)."""
-    chain = guard_chain_name(prefix)
+    """Unhook and delete the guards of one hub's prefix (for a hub that is gone for good)."""
     with _firewall_lock():
-        _unhook(chain)
-        _delete_chain(chain)
+        rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
+                               text=True).stdout.splitlines()
+        for rule in rules:
+            parts = shlex.split(rule)
+            parsed = parse_guard(parts[parts.index("--comment") + 1]) \
+                if "--comment" in parts else None
+            if parsed and parsed[0] == prefix:
+                chain = guard_chain_name(prefix, parsed[2])
+                _unhook(chain)
+                _delete_chain(chain)
 
 
 def _networks_in_use() -> set[str]:

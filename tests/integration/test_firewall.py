@@ -135,7 +135,8 @@ def test_a_hub_guard_sits_below_project_hooks_and_goes_with_its_hub(network):
     its hub ports first), is re-hooked when the hub restarts, and is removed once its process is
     gone and nobody listens on its ports."""
     prefix = f"fwguard{uuid.uuid4().hex[:6]}"
-    chain, ports = guard_chain_name(prefix), [1, 2]  # nothing listens on tcpmux or port 2
+    ports = [1, 2]  # nothing listens on tcpmux or port 2
+    chain = guard_chain_name(prefix, ports)
     try:
         apply_firewall(network, SUBNET, PORTS)
         guard_hub_ports(prefix, ports, os.getpid())
@@ -145,6 +146,10 @@ def test_a_hub_guard_sits_below_project_hooks_and_goes_with_its_hub(network):
         assert guard_hook > project_hook, rules
         assert any("--dports 1,2" in r and "REJECT" in r for r in chain_listing(chain))
         assert any("-i lo -j RETURN" in r for r in chain_listing(chain))
+
+        guard_hub_ports(prefix, [3], os.getpid())  # another live hub under the same prefix
+        hooked = [r.split()[-1] for r in chain_listing("INPUT")]
+        assert chain in hooked and guard_chain_name(prefix, [3]) in hooked, hooked
 
         gone = unused_pid()
         guard_hub_ports(prefix, ports, gone)  # the hub restarted as another process

@@ -126,7 +126,7 @@ def test_n8_holds_across_a_hub_restart(tmp_path_factory, other_interface, host_l
                                   int(own.env["SPE_AIRLOCK_PORT"]))
         hooks = [rule for rule in subprocess.run(["iptables", "-w", "-S", "INPUT"],
                                                  capture_output=True, text=True).stdout.splitlines()
-                 if rule.endswith(f"-j {guard_chain_name(own.prefix)}")]
+                 if rule.endswith(f"-j {guard_chain_name(own.prefix, [hub_port, airlock_port])}")]
         assert len(hooks) == 1 and f"pid={own.process.pid}" in hooks[0], hooks
         outcome = other_interface.connect(host_listener, hub_port, airlock_port)
         assert outcome[str(host_listener)] == "connected", outcome

@@ -40,18 +40,20 @@ def test_isolated_networks_are_read_from_the_rules_comments():
 
 def test_guard_rejects_the_hub_ports_from_all_but_loopback_and_replies():
     rules = guard_rules("spe", [8081, 8010])
-    chain = guard_chain_name("spe")
+    chain = guard_chain_name("spe", [8081, 8010])
     assert rules[0][-3:] == ["ESTABLISHED,RELATED", "-j", "RETURN"]
     assert rules[1] == ["-A", chain, "-i", "lo", "-j", "RETURN"]
     assert rules[2][rules[2].index("--dports") + 1] == "8010,8081"
     assert rules[2][-3:] == ["REJECT", "--reject-with", "tcp-reset"]
-    assert len(chain) <= 28 and guard_chain_name("spe") != guard_chain_name("spe2")
+    assert len(chain) <= 28 and chain == guard_chain_name("spe", [8010, 8081])
+    assert chain != guard_chain_name("spe2", [8081, 8010])
+    assert chain != guard_chain_name("spe", [8082, 8010])  # two hubs under one prefix
 
 
 def test_guard_comment_round_trips():
     comment = guard_comment("spe-hub:odd", 4242, [8081, 8010])
     assert parse_guard(comment) == ("spe-hub:odd", 4242, [8010, 8081])
-    assert guard_hook("spe", 1, [8081])[-2:] == ["-j", guard_chain_name("spe")]
+    assert guard_hook("spe", 1, [8081])[-2:] == ["-j", guard_chain_name("spe", [8081])]
     assert parse_guard(f"{HOOK_MARK}spe-net-a") is None
     assert parse_guard("spe-hub:x:pid=abc:ports=1") is None
 
