@@ -57,7 +57,7 @@ fi
 
 
 missing=()
-for pkg in podman runc curl iproute2 mmdebstrap; do
+for pkg in podman runc curl iproute2 mmdebstrap e2fsprogs; do  # e2fsprogs: home volume images
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -66,7 +66,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 \
         "${missing[@]}" 2>&1 | { grep -v -e "^(Reading database" -e "^Selecting previously" >&2 || true; }
 else
-    say "podman, runc, curl, iproute2, mmdebstrap already installed"
+    say "podman, runc, curl, iproute2, mmdebstrap, e2fsprogs already installed"
 fi
 
 # runc copes with this kernel's cgroup layout where crun does not; podman's default rlimits
