@@ -24,6 +24,7 @@ from lnds_spe.hub.admin_console import console_handlers  # noqa: E402
 from lnds_spe.hub.identity import (  # noqa: E402
     ADMINS_GROUP,
     AUTHENTICATORS,
+    IDENTITY_SETTINGS,
     auth_state_key,
     authenticator_choice,
     demo_mode_requested,
@@ -99,20 +100,20 @@ c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page,
 # institution's OpenID Connect provider (SPE_OIDC_*: groups claim -> admin, output checker and
 # allowed groups, optional multi-factor acr/amr, access ended and servers stopped when the
 # provider stops vouching), or by default per-person accounts with their own hashed passwords,
-# created by admins. SPE_DEMO_MODE=1 (./run up, scripts/hub.sh) provisions the demo's accounts,
+# created by admins. SPE_DEMO_MODE=1 (./run up, test fixtures) provisions the demo's accounts,
 # one generated password each, from <state>/demo-accounts.json (mode 600; `spe demo init`), and is
 # the only mode in which a shared password (SPE_AUTHENTICATOR=shared-password) may run.
-DEMO_MODE = demo_mode_requested(os.environ)
+IDENTITY = {name: setting(name) for name in IDENTITY_SETTINGS}
+DEMO_MODE = demo_mode_requested(IDENTITY)
 ADMINS = {name for name in env("SPE_ADMIN_USERS", "admin").split(",") if name}
 c.Authenticator.admin_users = ADMINS
-c.JupyterHub.authenticator_class = authenticator_choice(os.environ.get("SPE_AUTHENTICATOR", ""),
-                                                        DEMO_MODE)
+c.JupyterHub.authenticator_class = authenticator_choice(IDENTITY["SPE_AUTHENTICATOR"], DEMO_MODE)
 GROUPS_FROM_PROVIDER = c.JupyterHub.authenticator_class == AUTHENTICATORS["oidc"]
 ADMIN_HUB_GROUPS = [ADMINS_GROUP] if GROUPS_FROM_PROVIDER else []  # the provider's admin groups
 c.SPEOIDCAuthenticator.registry_url = c.SPENativeAuthenticator.registry_url = REGISTRY_URL
 if GROUPS_FROM_PROVIDER:
     hub_url = env("SPE_HUB_PUBLIC_URL", c.JupyterHub.bind_url).rstrip("/")
-    for name, value in oidc_settings(os.environ, hub_url).items():
+    for name, value in oidc_settings(IDENTITY, hub_url).items():
         setattr(c.SPEOIDCAuthenticator, name, value)
     c.CryptKeeper.keys = [auth_state_key(HUB_STATE)]  # tokens in auth_state, encrypted at rest
 elif c.JupyterHub.authenticator_class == AUTHENTICATORS["native"]:
@@ -122,7 +123,7 @@ elif c.JupyterHub.authenticator_class == AUTHENTICATORS["native"]:
     for name, value in native_settings(accounts_file).items():
         setattr(c.SPENativeAuthenticator, name, value)
 else:  # the shared password, demo mode only (authenticator_choice refuses it otherwise)
-    c.SharedPasswordAuthenticator.user_password = shared_demo_password(os.environ)
+    c.SharedPasswordAuthenticator.user_password = shared_demo_password(IDENTITY)
     c.Authenticator.allow_all = True  # project membership, checked at each spawn, gates workspaces
 
 # --- Who may do what in the airlock ------------------------------------------------------------
