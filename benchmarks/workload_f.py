@@ -152,6 +152,21 @@ def reference_decrypt(source: Path, target: Path, secret_key: bytes) -> None:
         lib.decrypt([(0, secret_key, None)], infile, outfile)
 
 
+def ours_decrypt_sha256(source: Path, secret_key: bytes) -> str:
+    """Our Crypt4GH reader over any Crypt4GH file (e.g. the reference's): the plaintext sha256."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lnds_spe import crypto
+
+    with open(source, "rb") as file, ThreadPoolExecutor(1) as pool:
+        opened = crypto.read_header(file, secret_key, str(source))
+        reader = crypto.DecryptingReader(file, opened.session_key, pool, str(source))
+        buffer = bytearray(1024 * 1024)
+        while reader.readinto(buffer):
+            pass
+        return reader.plain.hexdigest()
+
+
 def _child_main(argv: list[str]) -> None:
     """Run one path once (arguments as JSON) and print this process's peak RSS in MiB."""
     spec = json.loads(argv[0])
@@ -242,6 +257,14 @@ def run(scale: str, threads: int) -> dict:
         reference_decrypt(work / "store" / "f.c4gh", ref_plain, secret_key)
         if _sha256(ref_plain) != expected:
             raise harness.Disagreement("the reference library cannot read our object")
+        if ours_decrypt_sha256(ref_encrypted, secret_key) != expected:
+            raise harness.Disagreement("our reader cannot read the reference library's output")
+        s3_object = work / "s3-object.c4gh"
+        store_get(stores["S3 (nanio)"][0], "f.c4gh", s3_object)
+        reference_decrypt(s3_object, ref_plain, secret_key)
+        if _sha256(ref_plain) != expected:
+            raise harness.Disagreement("the reference library cannot read our S3 object")
+        s3_object.unlink()
 
         rows, ratios, rss = [], {}, {}
         ref_enc = _timed(lambda: reference_encrypt(source, ref_encrypted,

@@ -1,0 +1,76 @@
+"""The benchmark harness's method: round-robin timing, quiet-machine refusal, break-even."""
+
+import json
+import time
+
+import pytest
+
+from benchmarks import harness
+from benchmarks.__main__ import EXIT_BUSY, write_results_md
+from benchmarks.workload_a import break_even
+
+
+def _results(start_load: float, foreign: float) -> dict:
+    env = {"cpu_model": "cpu", "cores": 2, "threads": 2, "python": "3.11", "versions": {}}
+    return {"scale": "full", "command": "python -m benchmarks --scale full", "environment": env,
+            "load_avg_start": [start_load, 0.0, 0.0],
+            "workloads": [{"workload": "A", "load": {"foreign_cpu_cores": foreign},
+                           "goals": [harness.goal("x", 2.0, 1.0)], "rows": []}]}
+
+
+def test_interleave_runs_round_robin_and_summarises():
+    calls = []
+    timing = harness.interleave({"a": lambda: calls.append("a"),
+                                 "b": lambda: (calls.append("b"), time.sleep(0.002))}, 3)
+    assert calls == ["a", "b"] * 3
+    assert timing["b"]["repeats"] == 3 and timing["b"]["min_s"] >= 0.002
+    assert timing["b"]["min_s"] <= timing["b"]["median_s"] and timing["b"]["iqr_s"] >= 0
+
+
+@pytest.mark.parametrize(("start_load", "foreign", "quiet"),
+                         [(0.1, 0.1, True), (harness.LOAD_LIMIT + 0.1, 0.0, False),
+                          (0.1, harness.FOREIGN_CPU_LIMIT + 0.1, False)])
+def test_quiet_enough_reads_start_load_and_other_processes(start_load, foreign, quiet):
+    assert (harness.quiet_enough(_results(start_load, foreign)) is None) is quiet
+
+
+def test_busy_run_refuses_results_md_unless_forced(tmp_path, capsys):
+    busy = _results(0.1, 1.5)
+    target = tmp_path / "RESULTS.md"
+    assert write_results_md(busy, tmp_path, target, force_busy=False) == EXIT_BUSY
+    assert not target.exists()
+    assert "--force-busy" in capsys.readouterr().err
+    assert write_results_md(busy, tmp_path, target, force_busy=True) == 0
+    assert "measured under load 1.50" in target.read_text()
+
+
+def test_quiet_run_writes_results_md_from_results_without_stamp(tmp_path):
+    target = tmp_path / "RESULTS.md"
+    assert write_results_md(_results(0.1, 0.1), tmp_path, target, force_busy=False) == 0
+    text = target.read_text()
+    assert "measured under load" not in text and "| A | x | 2 | 1 | yes |" in text
+
+
+def test_load_watch_counts_other_processes_not_this_one():
+    watch = harness.LoadWatch()
+    busy_before, wall_before = harness._busy_seconds(), time.monotonic()
+    own_before = harness._own_cpu_seconds()
+    watch.start()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:  # this process keeps one core busy: not foreign
+        pass
+    load = watch.stop()
+    wall = time.monotonic() - wall_before
+    all_cores = (harness._busy_seconds() - busy_before) / wall
+    own_cores = (harness._own_cpu_seconds() - own_before) / wall
+    assert own_cores > 0.02  # the machine may be shared: this process gets what it gets
+    assert abs(all_cores - load["foreign_cpu_cores"] - own_cores) < 0.5 * own_cores + 0.02
+    assert len(load["load_avg_start"]) == 3
+    json.dumps(load)
+
+
+@pytest.mark.parametrize(("args", "expected"),
+                         [((10.0, 1.0, 2.0, 3.0), 4.0), ((1.0, 1.0, 2.0, 3.0), 0.0),
+                          ((10.0, 3.0, 2.0, 1.0), None)])
+def test_break_even_query_count(args, expected):
+    assert break_even(*args) == expected
