@@ -1,4 +1,12 @@
-"""Shared helpers for the benchmark workloads: timing, agreement checks, results and reports."""
+"""Shared helpers for the benchmark workloads: timing, agreement checks, results and reports.
+
+Method: implementations are timed round-robin (`interleave`), so a burst of load hits all of
+them alike; each row reports min, median and IQR over the repeats and the thread count it ran
+with. Cold starts and peak memory come from fresh processes (`fresh_process_probes`): the first
+call once with an empty NUMBA_CACHE_DIR and once with that cache warm. Every workload records
+the load average and the CPU that other processes used while it ran; `quiet_enough` decides
+whether the run may be written to RESULTS.md.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -17,7 +27,13 @@ from typing import Any
 import numpy as np
 
 WARM_REPEATS = 5
+REPEATS = {"ci": 3, "full": 10}
+# A run is quiet when other processes used at most this many cores on average during every
+# workload, and the 1-minute load average was at most LOAD_LIMIT when the run started.
+FOREIGN_CPU_LIMIT = 0.25
+LOAD_LIMIT = 0.5
 _ARTIFACT_DIR_ENV = "LNDS_BENCH_OUT"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Disagreement(Exception):
@@ -47,6 +63,126 @@ def time_once(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
+
+
+def repeats_for(scale: str) -> int:
+    """Round-robin repeats at a scale: 10 at full scale, fewer at ci scale."""
+    return REPEATS[scale]
+
+
+def summarise(samples: list[float]) -> dict:
+    """Min, median, quartiles and IQR of wall times (seconds)."""
+    q1, median, q3 = np.percentile(samples, [25, 50, 75])
+    return {"min_s": float(min(samples)), "median_s": float(median), "q1_s": float(q1),
+            "q3_s": float(q3), "iqr_s": float(q3 - q1), "repeats": len(samples)}
+
+
+def interleave(impls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict]:
+    """Time every implementation `repeats` times, round-robin (one call of each per round)."""
+    samples: dict[str, list[float]] = {name: [] for name in impls}
+    for _ in range(max(repeats, 1)):
+        for name, fn in impls.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: summarise(times) for name, times in samples.items()}
+
+
+def timed_row(case: str, impl: str, timing: dict, threads: int, probe: dict | None = None,
+              **extra: Any) -> dict:
+    """A row from an `interleave` summary: median as warm, the thread count, load now, and the
+    fresh-process cold times and peak memory when a probe measured this implementation."""
+    probe = probe or {}
+    return {"case": case, "impl": impl, "threads": threads,
+            "cold_s": probe.get("cold_warm_cache_s"),
+            "cold_empty_cache_s": probe.get("cold_empty_cache_s"),
+            "warm_s": timing["median_s"], **{k: timing[k] for k in ("min_s", "iqr_s", "repeats")},
+            "own_process_peak_mib": probe.get("peak_mib"),
+            "load_avg_1min": round(os.getloadavg()[0], 2), "extra": extra}
+
+
+class LoadWatch:
+    """CPU used by other processes (cores, averaged) between start() and stop(), from
+    /proc/stat's busy time minus this process's and its waited children's CPU time."""
+
+    def start(self) -> None:
+        self._busy, self._own, self._wall = _busy_seconds(), _own_cpu_seconds(), time.monotonic()
+        self.load_at_start = os.getloadavg()
+
+    def stop(self) -> dict:
+        wall = max(time.monotonic() - self._wall, 1e-9)
+        foreign = (_busy_seconds() - self._busy) - (_own_cpu_seconds() - self._own)
+        return {"load_avg_start": [round(x, 2) for x in self.load_at_start],
+                "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+                "foreign_cpu_cores": round(max(foreign, 0.0) / wall, 3)}
+
+
+def _busy_seconds() -> float:
+    """Seconds every CPU spent not idle since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def quiet_enough(results: dict) -> str | None:
+    """Why the run is too busy for RESULTS.md (None when quiet): load at the start above
+    LOAD_LIMIT, or other processes above FOREIGN_CPU_LIMIT cores during any workload."""
+    start_load = results.get("load_avg_start", [0.0])[0]
+    if start_load > LOAD_LIMIT:
+        return f"1-minute load average {start_load:.2f} at the start (limit {LOAD_LIMIT})"
+    for wl in results["workloads"]:
+        foreign = wl.get("load", {}).get("foreign_cpu_cores", 0.0)
+        if foreign > FOREIGN_CPU_LIMIT:
+            return (f"other processes used {foreign:.2f} cores during workload "
+                    f"{wl['workload']} (limit {FOREIGN_CPU_LIMIT})")
+    return None
+
+
+def busiest_load(results: dict) -> float:
+    """The highest load seen: start load average or any workload's foreign CPU, in cores."""
+    loads = [results.get("load_avg_start", [0.0])[0]]
+    loads += [wl.get("load", {}).get("foreign_cpu_cores", 0.0) for wl in results["workloads"]]
+    return max(loads)
+
+
+def fresh_process_probes(workload: str, scale: str, threads: int,
+                         names: Iterable[str]) -> dict[str, dict]:
+    """For each named implementation of a workload's `probes`, two fresh processes: the first
+    call with an empty NUMBA_CACHE_DIR, then with the cache that run filled; the peak memory
+    the call added (own process, after the input was built) comes from the warm-cache run."""
+    found = {}
+    for name in names:
+        with tempfile.TemporaryDirectory(prefix="spe-bench-numba-") as cache:
+            empty = _probe(workload, scale, threads, name, cache)
+            warm = _probe(workload, scale, threads, name, cache)
+        found[name] = {"cold_empty_cache_s": empty["first_s"],
+                       "cold_warm_cache_s": warm["first_s"], "second_call_s": warm["second_s"],
+                       "peak_mib": warm["peak_mib"]}
+    return found
+
+
+def probe_names(scale: str, names: Iterable[str]) -> list[str]:
+    """Which implementations get fresh-process probes: all at full scale; at ci scale only the
+    first (ours), to keep CI short."""
+    names = list(names)
+    return names if scale == "full" else names[:1]
+
+
+def _probe(workload: str, scale: str, threads: int, name: str, cache: str) -> dict:
+    """Run benchmarks.probe in a fresh interpreter; its JSON answer."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.probe", workload, scale, str(threads), name],
+        capture_output=True, text=True, check=False, env={**os.environ, "NUMBA_CACHE_DIR": cache},
+        cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"probe {workload}/{name} failed: {done.stderr.strip()[-1500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def peak_rss_mib() -> float:
@@ -152,30 +288,72 @@ def _fmt_seconds(value: float | None) -> str:
     return f"{value * 1e3:.2f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def markdown_report(results: dict) -> str:
-    """Render results.json content as Markdown: machine facts, goals, then all timings."""
+def _fmt(value: Any) -> str:
+    """A plain value for a table cell; – when absent."""
+    return "–" if value is None else str(value)
+
+
+def markdown_report(results: dict, stamp: str | None = None) -> str:
+    """Render results.json content as Markdown: command, machine, versions, load, goals with
+    met/not and ratio, then every row with min/median/IQR, threads, cold starts and memory."""
     env = results["environment"]
     lines = [f"# Benchmark results ({results['scale']} scale)", "",
-             f"Command: `{results['command']}`", "",
-             f"CPU: {env['cpu_model']}, {env['cores']} cores, {env['threads']} threads; "
-             f"Python {env['python']}", "",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v), "",
-             "## Goals", "", "| workload | goal | ratio | target | met |", "|---|---|---|---|---|"]
+             "Written by `python -m benchmarks` from results.json; do not edit by hand.", ""]
+    if stamp:
+        lines += [f"**{stamp}**", ""]
+    lines += [f"Command: `{results['command']}`", "",
+              f"CPU: {env['cpu_model']}, {env['cores']} cores, {env['threads']} threads; "
+              f"Python {env['python']}", "",
+              "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v), "",
+              f"Load average at the start: {results.get('load_avg_start')}; quiet means at most "
+              f"{LOAD_LIMIT} then and at most {FOREIGN_CPU_LIMIT} cores used by other processes "
+              "during each workload.", "",
+              "Method: implementations timed round-robin; min, median and IQR over the repeats; "
+              "cold = first call in a fresh process with an empty / a warm NUMBA_CACHE_DIR; "
+              "peak MiB = memory the first call added in its own process (probe input).", "",
+              "## Goals", "", "| workload | goal | ratio | target | met |", "|---|---|---|---|---|"]
     for wl in results["workloads"]:
         for g in wl.get("goals", []):
             lines.append(f"| {wl['workload']} | {g['goal']} | {g['ratio']:.3g} | "
                          f"{g['target']:.3g} | {'yes' if g['met'] else '**no**'} |")
-    lines += ["", "## Timings", "", "| workload | case | impl | cold | warm | notes |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "## Load per workload", "",
+              "| workload | load avg at start | at end | other processes (cores) |",
+              "|---|---|---|---|"]
+    for wl in results["workloads"]:
+        load = wl.get("load", {})
+        lines.append(f"| {wl['workload']} | {_fmt(load.get('load_avg_start'))} | "
+                     f"{_fmt(load.get('load_avg_end'))} | {_fmt(load.get('foreign_cpu_cores'))} |")
+    lines += ["", "## Timings", "",
+              "| workload | case | impl | threads | cold, empty cache | cold, warm cache | min | "
+              "median | IQR | peak MiB | load | notes |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for wl in results["workloads"]:
         if "error" in wl:
-            lines.append(f"| {wl['workload']} | – | – | – | – | **{wl['error']}** |")
+            lines.append(f"| {wl['workload']} | – | – | – | – | – | – | – | – | – | – | "
+                         f"**{wl['error']}** |")
             continue
         for r in wl.get("rows", []):
             notes = ", ".join(f"{k}={v}" for k, v in r.get("extra", {}).items())
-            lines.append(f"| {wl['workload']} | {r['case']} | {r['impl']} | "
-                         f"{_fmt_seconds(r['cold_s'])} | {_fmt_seconds(r['warm_s'])} | {notes} |")
+            lines.append(
+                f"| {wl['workload']} | {r['case']} | {r['impl']} | {_fmt(r.get('threads'))} | "
+                f"{_fmt_seconds(r.get('cold_empty_cache_s'))} | {_fmt_seconds(r['cold_s'])} | "
+                f"{_fmt_seconds(r.get('min_s'))} | {_fmt_seconds(r['warm_s'])} | "
+                f"{_fmt_seconds(r.get('iqr_s'))} | {_fmt(r.get('own_process_peak_mib'))} | "
+                f"{_fmt(r.get('load_avg_1min'))} | {notes} |")
+    for picture in results.get("plots", []):
+        lines += ["", f"![{picture}]({picture})"]
     return "\n".join(lines) + "\n"
+
+
+def results_stamp(results: dict, force_busy: bool) -> tuple[bool, str | None]:
+    """Whether RESULTS.md may be written, and the stamp it carries: refused when the run was
+    busy, unless forced, and then stamped with the load it was measured under."""
+    busy = quiet_enough(results)
+    if busy is None:
+        return True, None
+    if not force_busy:
+        return False, busy
+    return True, f"measured under load {busiest_load(results):.2f} ({busy})"
 
 
 def write_json(path: Path, content: dict) -> None:

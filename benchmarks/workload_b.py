@@ -239,7 +239,8 @@ def run(scale: str, threads: int) -> dict:
     cases["station × hour"] = {"lnds_spe time_bucket": ours_bucket, "DuckDB native": duck_bucket,
                                "Polars": polars_bucket}
 
-    probe = harness.fresh_process_probes(ID, scale, threads, probes(scale, threads))
+    probe = harness.fresh_process_probes(
+        ID, scale, threads, harness.probe_names(scale, probes(scale, threads)))
     for case, impls in cases.items():
         timing = harness.interleave(impls, harness.repeats_for(scale))
         label = case if case.startswith("long") else f"{case}, {n:,} rows"

@@ -98,7 +98,8 @@ def run(scale: str, threads: int) -> dict:
 
     n = SIZES[scale]
     counts = sorted({1, threads})
-    probe = harness.fresh_process_probes(ID, scale, threads, probes(scale, threads))
+    probe = harness.fresh_process_probes(
+        ID, scale, threads, harness.probe_names(scale, probes(scale, threads)))
     rows, goals = [], []
     for name, (fa, fb, truth) in datasets(n).items():
         ba, bb = to_bitarrays(fa), to_bitarrays(fb)
@@ -124,7 +125,7 @@ def run(scale: str, threads: int) -> dict:
             split = ", first side split over threads" if who == "anonlink" and t > 1 else ""
             pname = "anonlink" if who == "anonlink" else "lnds_spe dice_candidates"
             rows.append(harness.timed_row(case, label + split, stats, t,
-                                          probe[pname] if t == threads and truth else None,
+                                          probe.get(pname) if t == threads and truth else None,
                                           pairs=int(expected[0].size)))
         if truth is not None:
             found = set(zip(expected[1].tolist(), expected[2].tolist(), strict=True))

@@ -62,7 +62,8 @@ def run(scale: str, threads: int) -> dict:
 
     stations_list, cells_list = SCALES[scale]
     counts = sorted({1, threads})
-    probe = harness.fresh_process_probes(ID, scale, threads, probes(scale, threads))
+    probe = harness.fresh_process_probes(
+        ID, scale, threads, harness.probe_names(scale, probes(scale, threads)))
     rng = np.random.default_rng(5)
     rows, ratios = [], {}
     for n_stations in stations_list:
@@ -97,7 +98,7 @@ def run(scale: str, threads: int) -> dict:
             for (who, t), stats in timing.items():
                 name = "lnds_spe knn_idw" if who == "ours" else "scipy cKDTree"
                 rows.append(harness.timed_row(case, name, stats, t,
-                                              probe[name] if probed and t == threads else None))
+                                              probe.get(name) if probed and t == threads else None))
             for t in counts:
                 ratios[(n_stations, n_cells, t)] = (timing[("cKDTree", t)]["median_s"]
                                                     / timing[("ours", t)]["median_s"])
