@@ -12,6 +12,8 @@ from pathlib import Path
 WORKLOAD_IDS = ("a", "b", "c", "d", "e", "f", "g", "h")
 EXIT_DISAGREEMENT = 1
 EXIT_ERROR = 2
+EXIT_BUSY = 3
+RESULTS_MD = Path(__file__).parent / "RESULTS.md"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -22,7 +24,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated workload ids (default: every workload present)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--results", type=Path, default=None,
+                        help="RESULTS.md to write from results.json (default at full scale: "
+                             "benchmarks/RESULTS.md; at ci scale none)")
+    parser.add_argument("--force-busy", action="store_true",
+                        help="write RESULTS.md even when the machine was busy, stamped with the load")
     args = parser.parse_args(argv)
+    if args.results is None and args.scale == "full":
+        args.results = RESULTS_MD
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     return args
@@ -47,8 +56,32 @@ def set_thread_environment(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
+def write_results_md(results: dict, out: Path, target: Path, force_busy: bool) -> int:
+    """RESULTS.md from results.json and its plots; EXIT_BUSY (nothing written) on a busy run."""
+    from benchmarks import harness
+
+    allowed, stamp = harness.results_stamp(results, force_busy)
+    if not allowed:
+        print(f"[benchmarks] RESULTS.md not written: the machine was busy: {stamp}. Re-run on a "
+              "quiet machine, or pass --force-busy to write it stamped with the load.",
+              file=sys.stderr)
+        return EXIT_BUSY
+    target.parent.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for picture in sorted(out.glob("*.png")):
+        copy = target.parent / f"results-{picture.name}"
+        copy.write_bytes(picture.read_bytes())
+        plots.append(copy.name)
+    tmp = target.with_suffix(".md.tmp")
+    tmp.write_text(harness.markdown_report({**results, "plots": plots}, stamp))
+    tmp.replace(target)
+    print(f"[benchmarks] wrote {target}" + (f" ({stamp})" if stamp else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected workloads; exit 1 if a peer disagreed, 2 if a workload failed."""
+    """Run the selected workloads; exit 1 if a peer disagreed, 2 if a workload failed, 3 if
+    RESULTS.md was asked for but the machine was busy."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     set_thread_environment(args.threads)
     from benchmarks import harness
@@ -58,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"scale": args.scale,
                      "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None
                                                                      else argv),
-                     "environment": harness.environment(args.threads), "workloads": []}
+                     "environment": harness.environment(args.threads),
+                     "load_avg_start": [round(x, 2) for x in os.getloadavg()], "workloads": []}
     status = 0
     for wid in selected_ids(args.only):
         print(f"[benchmarks] workload {wid.upper()} at {args.scale} scale, "
               f"{args.threads} threads", flush=True)
+        watch = harness.LoadWatch()
+        watch.start()
         try:
             module = importlib.import_module(f"benchmarks.workload_{wid}")
             outcome = module.run(args.scale, args.threads)
@@ -74,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             outcome = {"workload": wid.upper(), "error": f"{type(exc).__name__}: {exc}"}
             status = EXIT_ERROR
+        outcome["load"] = watch.stop()
         results["workloads"].append(outcome)
         harness.write_json(args.out / "results.json", results)
     results["peak_rss_mib"] = harness.peak_rss_mib()
@@ -81,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.md").write_text(harness.markdown_report(results))
     harness.plot_goal_ratios(results, args.out / "ratios.png")
     print((args.out / "results.md").read_text())
+    if args.results is not None and status == 0:
+        status = write_results_md(results, args.out, args.results, args.force_busy)
     return status
 
 
