@@ -13,6 +13,7 @@ from lnds_spe.hub.identity import (
     IdentityPolicy,
     authenticator_choice,
     demo_mode_requested,
+    id_token_claims,
     identity_decision,
 )
 
@@ -91,3 +92,16 @@ def test_demo_accounts_have_one_password_each_and_replace_the_shared_shape(tmp_p
     assert len(set(passwords.values())) == len(passwords)  # nobody shares a password
     assert (tmp_path / "demo-accounts.json").stat().st_mode & 0o077 == 0
     assert ensure_demo_accounts(tmp_path) == (accounts, False)
+
+
+def test_an_expired_id_token_still_tells_how_the_person_signed_in_but_not_for_another_client():
+    import time
+
+    import jwt
+
+    token = jwt.encode({"aud": "spe-hub", "exp": int(time.time()) - 3600, "acr": "urn:spe:mfa"},
+                       "k" * 32, algorithm="HS256")
+    assert id_token_claims({"id_token": token}, "spe-hub")["acr"] == "urn:spe:mfa"
+    assert id_token_claims({}, "spe-hub") == {}
+    with pytest.raises(jwt.InvalidAudienceError):
+        id_token_claims({"id_token": token}, "another-client")
