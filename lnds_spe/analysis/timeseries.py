@@ -452,16 +452,32 @@ def _scan_kernel(times, series, values, lo, hi, t0, t1, wanted, threads):
     n_series = wanted.shape[0]
     sums = np.zeros((threads, n_series))
     counts = np.zeros((threads, n_series), dtype=np.int64)
+    negatives = np.zeros(threads, dtype=np.int64)
     chunk = (hi - lo + threads - 1) // threads
     for t in numba.prange(threads):
         for i in range(lo + t * chunk, min(hi, lo + (t + 1) * chunk)):
             s = series[i]
             v = values[i]
-            if times[i] >= t0 and times[i] < t1 and s >= 0 and s < n_series and wanted[s] \
-                    and v == v:
+            if s < 0:
+                negatives[t] += 1
+            elif times[i] >= t0 and times[i] < t1 and s < n_series and wanted[s] and v == v:
                 sums[t, s] += v
                 counts[t, s] += 1
-    return sums.sum(axis=0), counts.sum(axis=0)
+    return sums.sum(axis=0), counts.sum(axis=0), negatives.sum()
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _id_range(ids, threads):
+    """Smallest and largest id in one pass over the column."""
+    n = ids.shape[0]
+    lows = np.full(threads, np.iinfo(np.int64).max)
+    highs = np.full(threads, np.iinfo(np.int64).min)
+    chunk = (n + threads - 1) // threads
+    for t in numba.prange(threads):
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            lows[t] = min(lows[t], ids[i])
+            highs[t] = max(highs[t], ids[i])
+    return lows.min(), highs.max()
 
 
 def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
@@ -501,20 +517,26 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     t = column(times, "times", "i")
     ids = column(series, "series", "i", length=t.shape[0])
     v = column(values, "values", "n", length=t.shape[0])
-    n_series = int(ids.max()) + 1 if ids.size else 0
-    if ids.size and ids.min() < 0:
-        raise AnalysisInputError("series: negative ids; factorise them first")
-    mask = np.ones(n_series, dtype=np.bool_)
-    if wanted is not None:
-        mask[:] = False
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
+    negative_ids = AnalysisInputError("series: negative ids; factorise them first")
+    if wanted is None:  # every id is answered for: one pass finds the largest (and negatives)
+        low, high = _id_range(ids, threads) if ids.size else (0, -1)
+        if low < 0:
+            raise negative_ids
+        mask = np.ones(int(high) + 1, dtype=np.bool_)
+    else:  # only the wanted ids: the id column is read once, by the scan itself
         w = column(np.atleast_1d(to_numpy(wanted, "wanted")), "wanted", "i")
-        mask[w[(w >= 0) & (w < n_series)]] = True
+        w = w[w >= 0]
+        mask = np.zeros(int(w.max()) + 1 if w.size else 0, dtype=np.bool_)
+        mask[w] = True
     lo, hi = 0, t.shape[0]
     if time_sorted:
         lo = int(np.searchsorted(t, start, side="left"))
         hi = int(np.searchsorted(t, stop, side="left"))
-    threads = thread_count(threads)
-    numba.set_num_threads(threads)
-    sums, counts = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), mask, threads)
+    sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), mask,
+                                           threads)
+    if negatives:
+        raise negative_ids
     keep = np.flatnonzero(mask)
     return {"series": keep, "count": counts[keep], "mean": _mean_or_nan(sums, counts)[keep]}
