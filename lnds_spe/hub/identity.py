@@ -311,17 +311,23 @@ class SPEOIDCAuthenticator(AuditedSignInMixin, GenericOAuthenticator):
                 await user.stop(name)
 
 
-def oidc_settings(environ: Mapping[str, str], hub_url: str) -> dict:
-    """SPEOIDCAuthenticator's settings from SPE_OIDC_* and the provider's discovery document."""
+def check_oidc_settings(environ: Mapping[str, str]) -> str:
+    """The issuer URL, or a refusal naming the SPE_OIDC_* settings that are missing."""
     missing = [name for name in ("SPE_OIDC_ISSUER", "SPE_OIDC_CLIENT_ID", "SPE_OIDC_CLIENT_SECRET")
                if not environ.get(name)]
     if missing:
         raise IdentityConfigError(f"{AUTHENTICATOR_ENV}=oidc needs {', '.join(missing)}: set "
                                   "them to the provider's issuer URL and this hub's client")
-    document = discovery(environ["SPE_OIDC_ISSUER"])
+    return environ["SPE_OIDC_ISSUER"]
+
+
+def oidc_settings(environ: Mapping[str, str], hub_url: str, document: Mapping) -> dict:
+    """SPEOIDCAuthenticator's settings from SPE_OIDC_* (unset or empty: the default) and the
+    provider's discovery document."""
+    check_oidc_settings(environ)
 
     def names(var: str, default: str = "") -> set[str]:
-        return {name for name in environ.get(var, default).split(",") if name}
+        return {name for name in (environ.get(var) or default).split(",") if name}
 
     return {
         "authorize_url": document["authorization_endpoint"],

@@ -15,6 +15,7 @@ from lnds_spe.hub.identity import (
     demo_mode_requested,
     id_token_claims,
     identity_decision,
+    oidc_settings,
 )
 
 pytestmark = pytest.mark.unit
@@ -105,3 +106,22 @@ def test_an_expired_id_token_still_tells_how_the_person_signed_in_but_not_for_an
     assert id_token_claims({}, "spe-hub") == {}
     with pytest.raises(jwt.InvalidAudienceError):
         id_token_claims({"id_token": token}, "another-client")
+
+
+DOCUMENT = {"authorization_endpoint": "http://idp.test/auth", "token_endpoint": "http://idp.test/token",
+            "userinfo_endpoint": "http://idp.test/me"}
+
+
+def test_oidc_settings_take_defaults_for_empty_settings_and_name_what_is_missing():
+    required = {"SPE_OIDC_ISSUER": "http://idp.test", "SPE_OIDC_CLIENT_ID": "spe-hub",
+                "SPE_OIDC_CLIENT_SECRET": "s3cret"}
+    empty = dict.fromkeys(("SPE_OIDC_EXTRA_SCOPES", "SPE_OIDC_CHECKER_GROUPS",
+                           "SPE_OIDC_GROUPS_CLAIM", "SPE_OIDC_REFRESH_AGE"), "")
+    settings = oidc_settings({**required, **empty}, "http://hub.test", DOCUMENT)
+    assert settings["scope"] == ["openid", "profile", "groups"]  # groups asked for by default
+    assert settings["checker_groups"] == {CHECKERS_GROUP} and settings["groups_claim"] == "groups"
+    assert settings["oauth_callback_url"] == "http://hub.test/hub/oauth_callback"
+    assert settings["enable_pkce"] and settings["manage_groups"] and settings["auth_refresh_strict"]
+    assert settings["auth_refresh_age"] == 300 and settings["token_url"] == "http://idp.test/token"
+    with pytest.raises(IdentityConfigError, match="SPE_OIDC_CLIENT_SECRET"):
+        oidc_settings({**required, "SPE_OIDC_CLIENT_SECRET": ""}, "http://hub.test", DOCUMENT)
