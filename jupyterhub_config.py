@@ -27,7 +27,9 @@ from lnds_spe.hub.identity import (  # noqa: E402
     IDENTITY_SETTINGS,
     auth_state_key,
     authenticator_choice,
+    check_oidc_settings,
     demo_mode_requested,
+    discovery,
     native_settings,
     oidc_settings,
     shared_demo_password,
@@ -113,7 +115,8 @@ ADMIN_HUB_GROUPS = [ADMINS_GROUP] if GROUPS_FROM_PROVIDER else []  # the provide
 c.SPEOIDCAuthenticator.registry_url = c.SPENativeAuthenticator.registry_url = REGISTRY_URL
 if GROUPS_FROM_PROVIDER:
     hub_url = env("SPE_HUB_PUBLIC_URL", c.JupyterHub.bind_url).rstrip("/")
-    for name, value in oidc_settings(IDENTITY, hub_url).items():
+    provider = discovery(check_oidc_settings(IDENTITY))
+    for name, value in oidc_settings(IDENTITY, hub_url, provider).items():
         setattr(c.SPEOIDCAuthenticator, name, value)
     c.CryptKeeper.keys = [auth_state_key(HUB_STATE)]  # tokens in auth_state, encrypted at rest
 elif c.JupyterHub.authenticator_class == AUTHENTICATORS["native"]:
