@@ -101,8 +101,8 @@ def _close_homes(registry: Registry, slug: str, chosen: str, *, actor: str,
     """Settle the project's home volumes now; those in use are audited as pending."""
     from lnds_spe.hub.homes import engine_client, home_volumes, settle_homes
 
-    client = engine_client()
     try:
+        client = engine_client()
         before = [home.name for home in home_volumes(client, state_dir, slug)]
     except Exception as error:  # noqa: BLE001 - an engine that does not answer: audited, named
         reason = (f"project {slug} is closed, but the container engine did not answer "

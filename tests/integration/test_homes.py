@@ -20,6 +20,7 @@ import pytest
 
 from lnds_spe import lifecycle
 from lnds_spe.config import setting
+from lnds_spe.errors import SPEError
 from lnds_spe.hub import homes, lockdown
 from lnds_spe.projects import open_registry
 
@@ -235,3 +236,17 @@ def test_close_touches_only_the_closed_projects_homes(engine, state, registry, p
     assert other in volume_names(engine) and homes.image_path(state, "p2", other).exists()
     assert lifecycle.settle_closed_homes(registry, state, actor="system:lifecycle") == []
     assert other in volume_names(engine)
+
+
+def test_an_engine_that_does_not_answer_is_named_audited_and_left_to_the_enforcer(
+        registry, state, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
+    with pytest.raises(SPEError, match="project p1 is closed, but the container engine did not "
+                                       "answer .*: the lifecycle enforcer settles its home "
+                                       r"volumes \(delete\) once it does"):
+        lifecycle.close_project(registry, "p1", actor="admin", state_dir=state,
+                                outputs_policy="delete")
+    assert registry.get_project("p1").status == "closed"
+    (failed,) = home_events(registry, "failed")
+    assert failed["policy"] == "delete"
+    assert lifecycle.recorded_close_policy(registry, "p1") == "delete"
