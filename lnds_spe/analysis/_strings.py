@@ -136,8 +136,10 @@ def factorize_parallel(offsets, words, data, threads):
         sub_offsets[j + 1] = sub_offsets[j] + offsets[rows[j] + 1] - offsets[rows[j]]
     sub_data = np.empty(((sub_offsets[total] + 7) // 8) * 8, dtype=np.uint8)
     sub_data[:] = 0
-    for j in range(total):
-        sub_data[sub_offsets[j]:sub_offsets[j + 1]] = data[offsets[rows[j]]:offsets[rows[j] + 1]]
+    for j in range(total):  # byte by byte: a slice copy here would be one parfor per row
+        src = np.int64(offsets[rows[j]])
+        for i in range(sub_offsets[j + 1] - sub_offsets[j]):
+            sub_data[sub_offsets[j] + i] = data[src + i]
     merged = np.empty(total, dtype=np.int32)
     global_firsts = factorize_range(sub_offsets, sub_data.view(np.uint64), sub_data, 0, total,
                                     merged)
