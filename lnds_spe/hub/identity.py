@@ -284,6 +284,16 @@ class SPEOIDCAuthenticator(AuditedSignInMixin, GenericOAuthenticator):
             raise SignInRefused(username, decision.reason)
         return True
 
+    async def get_authenticated_user(self, handler, data):
+        """Sign in; a person now refused who still has servers running has them stopped."""
+        try:
+            return await super().get_authenticated_user(handler, data)
+        except SignInRefused as refusal:
+            user = handler.find_user(refusal.username) if handler is not None else None
+            if user is not None and any(spawner.active for spawner in user.spawners.values()):
+                await self.end_access(user, handler, refusal.reason)
+            raise
+
     async def refresh_user(self, user, handler=None, **kwargs):
         """Ask the provider again; if it or the policy refuses, end the session and stop servers."""
         refreshed = await super().refresh_user(user, handler, **kwargs)

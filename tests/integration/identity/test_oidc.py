@@ -79,17 +79,23 @@ def test_expired_access_token_is_refreshed_and_the_person_stays_in(oidc_hub, pro
     assert not oidc_hub.audit_events("auth.access_revoked", "erin")
 
 
-def test_removal_from_the_group_ends_access_and_stops_the_workspace(oidc_hub, provider):
-    session = oidc_hub.login("alice")
-    started = session.post(f"{oidc_hub.api}/users/alice/servers/{PROJECT}",
+def start_alices_workspace(hub) -> tuple[requests.Session, str]:
+    """alice signs in and starts her workspace of PROJECT: (her session, its container's name)."""
+    session = hub.login("alice")
+    started = session.post(f"{hub.api}/users/alice/servers/{PROJECT}",
                            json={"project": PROJECT, "image": IMAGE}, timeout=60)
     assert started.status_code in (201, 202), started.text
     deadline = time.monotonic() + 180
-    while not (oidc_hub.server("alice", PROJECT) or {}).get("ready"):
-        assert time.monotonic() < deadline, f"workspace not ready:\n{oidc_hub.log_tail()}"
+    while not (hub.server("alice", PROJECT) or {}).get("ready"):
+        assert time.monotonic() < deadline, f"workspace not ready:\n{hub.log_tail()}"
         time.sleep(1)
-    container = f"{oidc_hub.prefix}-alice--{PROJECT}"
+    container = f"{hub.prefix}-alice--{PROJECT}"
     assert _container_running(container)
+    return session, container
+
+
+def test_removal_from_the_group_ends_access_and_stops_the_workspace(oidc_hub, provider):
+    session, container = start_alices_workspace(oidc_hub)
 
     provider.change("alice", groups=["former-staff"])
     time.sleep(REFRESH_AGE_S + 0.5)
@@ -97,11 +103,24 @@ def test_removal_from_the_group_ends_access_and_stops_the_workspace(oidc_hub, pr
     assert answer.status_code == 302 and "/hub/login" in answer.headers["Location"]
     assert oidc_hub.server("alice", PROJECT) is None
     assert not _container_running(container)
-    (revoked,) = oidc_hub.audit_events("auth.access_revoked", "alice")
+    revoked = oidc_hub.audit_events("auth.access_revoked", "alice")[-1]
     assert PROJECT in revoked.details and "idp-users" in revoked.details
     # and signing in again is refused
     again = sign_in(oidc_hub.url, "alice", provider.passwords["alice"])
     assert again.status_code == 403
+    provider.change("alice", groups=["idp-users"])  # back, for the next test
+
+
+def test_a_refused_sign_in_stops_the_persons_running_workspace(oidc_hub, provider):
+    _, container = start_alices_workspace(oidc_hub)
+    provider.change("alice", groups=["former-staff"])
+    refused = sign_in(oidc_hub.url, "alice", provider.passwords["alice"])  # a new browser
+    assert refused.status_code == 403 and "none of the groups" in refused.text
+    assert oidc_hub.server("alice", PROJECT) is None
+    assert not _container_running(container)
+    revoked = oidc_hub.audit_events("auth.access_revoked", "alice")[-1]
+    assert PROJECT in revoked.details
+    provider.change("alice", groups=["idp-users"])
 
 
 def test_a_person_blocked_at_the_provider_loses_the_session(oidc_hub, provider):
