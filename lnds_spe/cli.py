@@ -342,7 +342,7 @@ def db_upgrade() -> None:
 
 @demo_app.command("init")
 def demo_init() -> None:
-    """Create the demo project, members, dataset and passwords (only what is missing)."""
+    """Create the demo project, members, dataset and one password per account (only what is missing)."""
     from lnds_spe.demo import init_demo  # pandas and numpy make the demo's data
 
     with _registry() as reg:
@@ -352,9 +352,9 @@ def demo_init() -> None:
             return
         table = Table("user", "roles", "password", title="Demo accounts (shown once)")
         for user, roles in accounts["users"].items():
-            table.add_row(user, ", ".join(roles), accounts["user_password"])
+            table.add_row(user, ", ".join(roles), accounts["passwords"][user])
         for admin in accounts["admins"]:
-            table.add_row(admin, "admin", accounts["admin_password"])
+            table.add_row(admin, "admin", accounts["passwords"][admin])
         out.print(table)
 
 
