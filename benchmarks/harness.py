@@ -190,10 +190,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def row(case: str, impl: str, cold_s: float | None, warm_s: float, **extra: Any) -> dict:
-    """One measured line of a workload's results, with peak RSS recorded at this point."""
+def row(case: str, impl: str, cold_s: float | None, warm_s: float, threads: int | None = None,
+        **extra: Any) -> dict:
+    """One measured line of a workload's results (one-off or externally timed), with its
+    thread count and the process's peak RSS at this point."""
     extra.setdefault("peak_rss_mib", round(peak_rss_mib(), 1))
-    return {"case": case, "impl": impl, "cold_s": cold_s, "warm_s": warm_s, "extra": extra}
+    return {"case": case, "impl": impl, "threads": threads, "cold_s": cold_s, "warm_s": warm_s,
+            "load_avg_1min": round(os.getloadavg()[0], 2), "extra": extra}
 
 
 def goal(text: str, ratio: float, target: float) -> dict:

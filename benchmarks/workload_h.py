@@ -103,11 +103,13 @@ def run(scale: str, threads: int) -> dict:
             ("FF1", n_ff1, [("lnds_spe Pseudonymiser (fastfpe FF1)", lambda: ff1_p.apply(few)),
                             ("libffx FF1", lambda: [peer_ff1.encrypt(i, tweak=b"bench") for i in few])])]
     for case, n, cases in plan:
-        for impl, fn in cases:
-            cold, warm = harness.time_cold_warm(fn, 3)
-            rates[(case, impl)] = n / warm
-            rows.append(harness.row(f"{case}, {n:,} identifiers", impl, cold, warm,
-                                    per_second=round(n / warm)))
+        for fn in dict(cases).values():
+            fn()  # first calls (compilation, key schedules) before the round-robin timing
+        timing = harness.interleave(dict(cases), harness.repeats_for(scale))
+        for impl, stats in timing.items():
+            rates[(case, impl)] = n / stats["median_s"]
+            rows.append(harness.timed_row(f"{case}, {n:,} identifiers", impl, stats, 1,
+                                          per_second=round(rates[(case, impl)])))
     ours_hmac = rates[("HMAC", "lnds_spe Pseudonymiser (hmac)")]
     ours_ff1 = rates[("FF1", "lnds_spe Pseudonymiser (fastfpe FF1)")]
     goals = [harness.goal("HMAC pseudonyms per second per core / 1e6 (goal >= 1)", ours_hmac / 1e6, 1.0),
@@ -145,8 +147,9 @@ def _linkage(scale: str, threads: int) -> tuple[list[dict], list[dict]]:
     harness.check_equal("CLK encodings", to_text(encode()), theirs)
     cold, warm = harness.time_cold_warm(encode, 3)
     case = f"CLK encoding, FEBRL4 {len(records):,} records"
-    rows = [harness.row(case, "lnds_spe clk.Encoder", cold, warm, per_second=round(len(records) / warm)),
-            harness.row(case, "clkhash 0.18.3 (own venv, 1 worker)", peer_s, peer_s,
+    rows = [harness.row(case, "lnds_spe clk.Encoder", cold, warm, threads=1,
+                        per_second=round(len(records) / warm)),
+            harness.row(case, "clkhash 0.18.3 (own venv, 1 worker)", peer_s, peer_s, threads=1,
                         per_second=round(len(records) / peer_s))]
     goals = [harness.goal("CLK encoding: ours vs clkhash (goal >= 10×)", peer_s / warm, 10.0)]
     filters = encode()
@@ -159,13 +162,16 @@ def _linkage(scale: str, threads: int) -> tuple[list[dict], list[dict]]:
 
     harness.check_equal("1:1 matches", sorted(match(fa, fb, 0.8, threads=1)), anonlink_match())
     case = f"Match 1:1 at Dice 0.8, FEBRL4 {n:,}×{n:,}"
-    peer_cold, peer_warm = harness.time_cold_warm(anonlink_match, 1)
-    rows.append(harness.row(case, "anonlink find_candidate_pairs + greedy_solve (1 thread)",
-                            peer_cold, peer_warm))
+    peer = "anonlink find_candidate_pairs + greedy_solve"
+    impls, thread_of = {peer: anonlink_match}, {peer: 1}
     for t in sorted({1, threads}):
-        cold, warm = harness.time_cold_warm(lambda t=t: match(fa, fb, 0.8, threads=t), 3)
-        rows.append(harness.row(case, f"lnds_spe match ({t} thread(s))", cold, warm))
-        if t == 1:
-            goals.append(harness.goal("Matching: ours vs anonlink, 1 thread each (goal >= 1.5×)",
-                                      peer_warm / warm, 1.5))
+        name = f"lnds_spe match ({t} thread(s))"
+        impls[name], thread_of[name] = (lambda t=t: match(fa, fb, 0.8, threads=t)), t
+        impls[name]()  # compiled before the timing
+    timing = harness.interleave(impls, harness.repeats_for(scale))
+    for impl, stats in timing.items():
+        rows.append(harness.timed_row(case, impl, stats, thread_of[impl]))
+    goals.append(harness.goal("Matching: ours vs anonlink, 1 thread each (goal >= 1.5×)",
+                              timing[peer]["median_s"]
+                              / timing["lnds_spe match (1 thread(s))"]["median_s"], 1.5))
     return rows, goals
