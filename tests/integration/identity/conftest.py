@@ -177,7 +177,8 @@ def oidc_hub(provider, tmp_path_factory) -> Iterator[OIDCHub]:
     port = config["hub_port"]
     prefix = f"spei{uuid.uuid4().hex[:6]}"
     env = {
-        **{k: v for k, v in os.environ.items() if k != "SPE_DEMO_MODE"},
+        **os.environ,
+        "SPE_DEMO_MODE": "0",  # not the demo, whatever the venv's settings file says
         "DOCKER_HOST": f"unix://{engine_socket()}",
         "SPE_STATE_DIR": str(state), "SPE_DATABASE_URL": registry_url,
         "SPE_HUB_BIND_URL": f"http://127.0.0.1:{port}", "SPE_HUB_API_PORT": str(free_port()),

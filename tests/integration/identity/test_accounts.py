@@ -27,6 +27,7 @@ def hub_env(state, **settings) -> dict:
             "SPE_PROXY_API_URL": f"http://127.0.0.1:{free_port()}",
             "SPE_AIRLOCK_PORT": str(free_port()),
             "SPE_CONTAINER_PREFIX": f"spen{uuid.uuid4().hex[:6]}", "PYTHONPATH": str(ROOT),
+            "SPE_DEMO_MODE": "0",  # not the demo, whatever the venv's settings file says
             **settings}
 
 
