@@ -7,9 +7,10 @@ Two authenticators, chosen by `authenticator_choice`:
   `auth_refresh_age`, at the person's next request) the provider is asked again; a person it
   refuses, or whose groups no longer allow them, loses the session and their servers stop.
 - `SPENativeAuthenticator`: per-person accounts with bcrypt-hashed passwords (NativeAuthenticator)
-  when there is no provider. Sign-up is closed to the public: only admins create accounts (on the
-  sign-up page). In demo mode the demo's accounts, each with its own password, are provisioned
-  from the demo accounts file.
+  when there is no provider. Sign-up is closed to the public: only admins create accounts, on the
+  sign-up page or in an accounts file (SPE_ACCOUNTS_FILE, mode 600) provisioned at each start,
+  where the first admin's account comes from. In demo mode that file is the demo's, one generated
+  password per account.
 A shared password (JupyterHub's shared-password authenticator) runs only in explicit demo mode.
 Sign-in, refused sign-in, sign-out and revoked access are written to the audit log.
 """
@@ -48,7 +49,8 @@ AUTHENTICATORS = {
     SHARED_PASSWORD: SHARED_PASSWORD,
 }
 IDENTITY_SETTINGS = (  # what the functions below read from the settings (lnds_spe.config.setting)
-    DEMO_MODE_ENV, AUTHENTICATOR_ENV, "SPE_SHARED_PASSWORD", "SPE_OIDC_ISSUER", "SPE_OIDC_CLIENT_ID",
+    DEMO_MODE_ENV, AUTHENTICATOR_ENV, "SPE_ACCOUNTS_FILE", "SPE_SHARED_PASSWORD", "SPE_OIDC_ISSUER",
+    "SPE_OIDC_CLIENT_ID",
     "SPE_OIDC_CLIENT_SECRET", "SPE_OIDC_CALLBACK_URL", "SPE_OIDC_EXTRA_SCOPES",
     "SPE_OIDC_USERNAME_CLAIM", "SPE_OIDC_GROUPS_CLAIM", "SPE_OIDC_ALLOWED_GROUPS",
     "SPE_OIDC_ADMIN_GROUPS", "SPE_OIDC_CHECKER_GROUPS", "SPE_OIDC_REQUIRE_MFA", "SPE_OIDC_MFA_ACR",
@@ -399,14 +401,13 @@ class AuditedLogoutHandler(AuditedLogoutMixin, LogoutHandler):
 class SPENativeAuthenticator(AuditedSignInMixin, NativeAuthenticator):
     """Per-person accounts (bcrypt), created by admins; the demo's provisioned in demo mode."""
 
-    demo_accounts_file = Unicode("", config=True,
-                                 help="In demo mode: JSON file of the demo accounts to provision.")
+    accounts_file = Unicode("", config=True, help="JSON file {\"passwords\": {name: password}} of "
+                                                  "accounts to provision (the demo's, or an admin's).")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.demo_accounts_file:
-            with open(self.demo_accounts_file) as handle:
-                self.provision(json.load(handle).get("passwords", {}))
+        if self.accounts_file:
+            self.provision(read_accounts(Path(self.accounts_file)))
 
     def get_handlers(self, app):
         """Native handlers with an admins-only sign-up page, a working login and an audited logout."""
@@ -435,6 +436,21 @@ class SPENativeAuthenticator(AuditedSignInMixin, NativeAuthenticator):
         self.db.commit()
 
 
+def read_accounts(path: Path) -> dict[str, str]:
+    """The {name: password} of an accounts file, refused if others may read it or it is malformed."""
+    try:
+        if path.stat().st_mode & 0o077:
+            raise IdentityConfigError(f"{path} holds passwords and others may read it: chmod 600 it")
+        passwords = json.loads(path.read_text()).get("passwords")
+    except (OSError, ValueError, AttributeError) as error:
+        raise IdentityConfigError(f"{path} cannot be read as an accounts file ({error}): it must "
+                                  'be JSON {"passwords": {"name": "password", ...}}') from None
+    if not isinstance(passwords, dict) or not all(
+            isinstance(name, str) and isinstance(word, str) and word for name, word in passwords.items()):
+        raise IdentityConfigError(f'{path} must be JSON {{"passwords": {{"name": "password", ...}}}}')
+    return passwords
+
+
 def native_settings(accounts_file: str | None) -> dict:
     """SPENativeAuthenticator's settings: sign-up closed, lockout, optional TOTP, demo accounts."""
     return {
@@ -446,5 +462,5 @@ def native_settings(accounts_file: str | None) -> dict:
         "check_common_password": True,
         "allowed_failed_logins": 5,
         "seconds_before_next_try": 60,
-        "demo_accounts_file": accounts_file or "",
+        "accounts_file": accounts_file or "",
     }

@@ -1,6 +1,7 @@
 """Per-person accounts without an OIDC provider (NativeAuthenticator): a real hub in demo mode
 with the demo's accounts, one password each; and no shared password outside demo mode."""
 
+import json
 import os
 import re
 import uuid
@@ -132,3 +133,28 @@ def test_hub_refuses_a_shared_password_outside_demo_mode(tmp_path):
         assert demo.login("anyone")
     finally:
         demo.stop()
+
+
+def test_outside_demo_mode_the_first_admin_comes_from_a_private_accounts_file(tmp_path):
+    open_registry(f"sqlite:///{tmp_path / 'spe.sqlite'}").engine.dispose()
+    accounts = tmp_path / "first-accounts.json"
+    accounts.write_text(json.dumps({"passwords": {"admin": "first-" + uuid.uuid4().hex}}))
+    accounts.chmod(0o644)
+    env = hub_env(tmp_path, SPE_ACCOUNTS_FILE=str(accounts))
+    hub = HubProcess("first-admin", ROOT / "jupyterhub_config.py", env["SPE_HUB_BIND_URL"], env,
+                     tmp_path, json.loads(accounts.read_text())["passwords"])
+    hub.launch()
+    try:
+        with pytest.raises(HubError, match="exited"):
+            hub.wait_up(60)
+    finally:
+        hub.stop()
+    assert f"{accounts} holds passwords and others may read it: chmod 600 it" in hub.log_tail(80)
+    accounts.chmod(0o600)
+    hub.launch()
+    try:
+        hub.wait_up()
+        assert hub.login("admin")
+        assert audit(hub, "auth.login", "admin")
+    finally:
+        hub.stop()

@@ -16,6 +16,7 @@ from lnds_spe.hub.identity import (
     id_token_claims,
     identity_decision,
     oidc_settings,
+    read_accounts,
 )
 
 pytestmark = pytest.mark.unit
@@ -125,3 +126,18 @@ def test_oidc_settings_take_defaults_for_empty_settings_and_name_what_is_missing
     assert settings["auth_refresh_age"] == 300 and settings["token_url"] == "http://idp.test/token"
     with pytest.raises(IdentityConfigError, match="SPE_OIDC_CLIENT_SECRET"):
         oidc_settings({**required, "SPE_OIDC_CLIENT_SECRET": ""}, "http://hub.test", DOCUMENT)
+
+
+def test_an_accounts_file_others_may_read_or_of_the_wrong_shape_is_refused(tmp_path):
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps({"passwords": {"admin": "first-admin-password"}}))
+    path.chmod(0o600)
+    assert read_accounts(path) == {"admin": "first-admin-password"}
+    path.chmod(0o640)
+    with pytest.raises(IdentityConfigError, match="chmod 600"):
+        read_accounts(path)
+    path.chmod(0o600)
+    for text in ('{"user_password": "x"}', '{"passwords": {"admin": ""}}', "not json", "[1]"):
+        path.write_text(text)
+        with pytest.raises(IdentityConfigError, match="passwords"):
+            read_accounts(path)
