@@ -102,9 +102,10 @@ c.JupyterHub.template_vars = {"spe_projects": projects_for_home_page,
 # institution's OpenID Connect provider (SPE_OIDC_*: groups claim -> admin, output checker and
 # allowed groups, optional multi-factor acr/amr, access ended and servers stopped when the
 # provider stops vouching), or by default per-person accounts with their own hashed passwords,
-# created by admins. SPE_DEMO_MODE=1 (./run up, test fixtures) provisions the demo's accounts,
-# one generated password each, from <state>/demo-accounts.json (mode 600; `spe demo init`), and is
-# the only mode in which a shared password (SPE_AUTHENTICATOR=shared-password) may run.
+# created by admins (on the sign-up page, or in SPE_ACCOUNTS_FILE, provisioned at each start).
+# SPE_DEMO_MODE=1 (./run up, test fixtures) provisions the demo's accounts, one generated password
+# each, from <state>/demo-accounts.json (mode 600; `spe demo init`), and is the only mode in which
+# a shared password (SPE_AUTHENTICATOR=shared-password) may run.
 IDENTITY = {name: setting(name) for name in IDENTITY_SETTINGS}
 DEMO_MODE = demo_mode_requested(IDENTITY)
 ADMINS = {name for name in env("SPE_ADMIN_USERS", "admin").split(",") if name}
@@ -120,7 +121,7 @@ if GROUPS_FROM_PROVIDER:
         setattr(c.SPEOIDCAuthenticator, name, value)
     c.CryptKeeper.keys = [auth_state_key(HUB_STATE)]  # tokens in auth_state, encrypted at rest
 elif c.JupyterHub.authenticator_class == AUTHENTICATORS["native"]:
-    accounts_file = str(STATE / ACCOUNTS_FILE) if DEMO_MODE else None
+    accounts_file = str(STATE / ACCOUNTS_FILE) if DEMO_MODE else IDENTITY["SPE_ACCOUNTS_FILE"]
     if DEMO_MODE:
         ensure_demo_accounts(STATE)
     for name, value in native_settings(accounts_file).items():
