@@ -62,9 +62,13 @@ def state_path() -> Path:
 
 
 def state_dir() -> Path:
-    """The state directory, created on first use."""
+    """The state directory, created on first use, and kept closed to other host accounts: it
+    holds decrypted data, outputs, keys and the registry (D6), whatever modes they have."""
     path = state_path()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        os.chmod(path, 0o700)
     return path
 
 

@@ -115,6 +115,22 @@ def _in_use(client: docker.APIClient, volume: str) -> list[str]:
             client.containers(all=True, filters={"volume": volume})]
 
 
+def release_stale_mount(client: docker.APIClient, volume: str) -> bool:
+    """Unmount a home volume no container uses but the engine left mounted; whether it did.
+
+    Podman 4.3 does not unmount a volume with mount options (our loop-mounted ext4) when its
+    container ran in a user namespace, and then refuses the next start ("already mounted"); a
+    resize or archive of a mounted image would be unsafe too.
+    """
+    if _in_use(client, volume):
+        return False
+    mountpoint = client.inspect_volume(volume).get("Mountpoint") or ""
+    if not mountpoint or not os.path.ismount(mountpoint):
+        return False
+    _run("umount", mountpoint)
+    return True
+
+
 def ensure_home_volume(client: docker.APIClient, state_dir: Path, volume: str,
                        project: ProjectInfo, user: str) -> None:
     """Create a user's home volume in a project, its image sized to the project's home quota,
@@ -123,6 +139,7 @@ def ensure_home_volume(client: docker.APIClient, state_dir: Path, volume: str,
     quota = size_bytes(project.home_quota)
     existing = client.volumes(filters={"name": volume}).get("Volumes") or []
     if any(v["Name"] == volume for v in existing):
+        release_stale_mount(client, volume)
         if image.exists() and image.stat().st_size < quota and not _in_use(client, volume):
             _grow_image(image, quota)
         return
@@ -186,6 +203,7 @@ def _settle(client: docker.APIClient, state_dir: Path, home: HomeVolume, policy:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = folder / f"home-{home.name}-{stamp}.tar"
     partial = folder / f".{target.name}.partial"
+    release_stale_mount(client, home.name)
     try:
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as sink:
             _stream_home(client, home.name, sink)

@@ -56,6 +56,8 @@ class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
         self.pod_security_context = lockdown.pod_security_context()
         self.container_security_context = lockdown.container_security_context()
         self.automount_service_account_token = False
+        if self.workspace_userns:  # Kubernetes user namespaces: the pod's uids are no host's (D6)
+            self.extra_pod_config = {"hostUsers": False}
         self.extra_labels = {lockdown.LABEL_PROJECT: lockdown.safe_name(project.slug)}
         self.storage_pvc_ensure = True
         self.pvc_name_template = "spe-home-{username}--{servername}"

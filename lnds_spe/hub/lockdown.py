@@ -97,6 +97,34 @@ def data_binds(datasets: dict[str, str], outputs_dir: str) -> dict[str, dict[str
     return binds
 
 
+def home_bind(userns: str) -> dict[str, str]:
+    """The home volume's mount. In a user namespace the engine re-owns the home to the
+    container's uids at each start (`U`), since each start may get another range."""
+    return {"bind": str(WORKSPACE_HOME), "mode": "rw,U" if userns else "rw"}
+
+
+def outputs_owner_and_mode(hub_is_root: bool, userns: str) -> tuple[int | None, int]:
+    """Owner (None: leave it) and mode of a project's shared outputs folder on the host.
+
+    In user namespaces each workspace writes as its own unmapped uid, so the folder is open to
+    all of them; the state dir above it (0700) keeps every host account out (D6). Without them,
+    a root hub gives the folder to the workspace uid.
+    """
+    if userns or not hub_is_root:
+        return None, 0o777
+    return WORKSPACE_UID, 0o770
+
+
+def userns_create_settings(userns: str) -> dict:
+    """Container-create settings for a user namespace mode ('' keeps the engine's default).
+
+    docker-py's host_config accepts only "host" for UsernsMode, so the mode goes into the raw
+    HostConfig the create call sends; with `auto`, Podman maps the workspace's uids onto a range
+    of subordinate ids no host account holds (D6).
+    """
+    return {"host_config": {"UsernsMode": userns}} if userns else {}
+
+
 def docker_host_config(limits: Limits) -> dict:
     """docker-py host_config settings that lock a workspace container down."""
     return {

@@ -27,7 +27,7 @@ from lnds_spe.config import database_url, setting, setting_on, state_dir
 from lnds_spe.datasets import outputs_path, prepare_plain_datasets, remove_tree
 from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
-from lnds_spe.hub.homes import ensure_home_volume
+from lnds_spe.hub.homes import ensure_home_volume, release_stale_mount
 from lnds_spe.ingress import delete_decrypted
 from lnds_spe.lifecycle import outputs_bytes
 from lnds_spe.policy import (
@@ -72,6 +72,18 @@ class SPEPolicyMixin(LoggingConfigurable):
     @default("registry_url")
     def _default_registry_url(self) -> str:
         return database_url()
+
+    workspace_userns = Unicode(
+        help="""User namespace of workspace containers, so the workspace's uid is no host account
+        (D6). Docker/Podman: `auto` (Podman gives each workspace its own range of subordinate ids)
+        or empty for the engine's default (Docker: use the daemon's `userns-remap` instead).
+        Kubernetes: any non-empty value runs pods with `hostUsers: false`.
+        Default: $SPE_WORKSPACE_USERNS.""",
+    ).tag(config=True)
+
+    @default("workspace_userns")
+    def _default_workspace_userns(self) -> str:
+        return setting("SPE_WORKSPACE_USERNS")
 
     spe_state_dir = Unicode(
         help="""Directory of the SPE's hub-side state: staged datasets under `datasets/`,
@@ -244,11 +256,10 @@ class SPEPolicyMixin(LoggingConfigurable):
         the workspace user."""
         path = outputs_path(self.state_path, project.slug)
         path.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(path, lockdown.WORKSPACE_UID, lockdown.WORKSPACE_GID)
-            os.chmod(path, 0o770)
-        else:
-            os.chmod(path, 0o777)
+        owner, mode = lockdown.outputs_owner_and_mode(os.geteuid() == 0, self.workspace_userns)
+        if owner is not None:
+            os.chown(path, owner, owner)
+        os.chmod(path, mode)
         return str(path)
 
     def active_projects(self) -> list[ProjectInfo]:
@@ -358,7 +369,7 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
     host_firewall = Bool(
         help="""Install host firewall rules so a project's subnet reaches only the hub ports on
         the host and no other workspace (needs root, iptables and nftables; turn off when the hub
-        itself runs in a container).""",
+        itself runs in a container). Default: $SPE_HOST_FIREWALL.""",
     ).tag(config=True)
 
     hub_host_alias = Unicode(
@@ -391,16 +402,22 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
         return await self.ensure_internal_network(lockdown.network_name(self.prefix, slug),
                                                   {lockdown.LABEL_PROJECT: slug})
 
+    async def network_exists(self, name: str) -> bool:
+        """Whether the engine has a network of exactly this name."""
+        networks = await self.docker("networks", names=[name])
+        return any(net.get("Name") == name for net in networks)
+
     async def ensure_internal_network(self, name: str, labels: dict[str, str]) -> tuple[str, str]:
         """Create an internal network if needed; return (gateway, subnet)."""
-        networks = await self.docker("networks", names=[name])
-        if not any(net.get("Name") == name for net in networks):
+        from docker.errors import APIError
+
+        if not await self.network_exists(name):
             self.log.info("Creating internal network %s (%s)", name, labels)
             try:
                 await self.docker("create_network", name, driver="bridge", internal=True,
                                   labels=labels, options={"isolate": "true"})
-            except Exception as error:  # a concurrent spawn may have created it first
-                if "exist" not in str(error).lower():
+            except APIError:
+                if not await self.network_exists(name):  # not one a concurrent spawn made
                     raise
         info = await self.docker("inspect_network", name)
         if not info.get("Internal"):
@@ -444,6 +461,7 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
             "user": f"{lockdown.WORKSPACE_UID}:{lockdown.WORKSPACE_GID}",
             "labels": {**labels, lockdown.LABEL_USER: self.user.name},
             "working_dir": str(lockdown.WORKSPACE_HOME),
+            **lockdown.userns_create_settings(self.workspace_userns),
         }
 
     async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
@@ -455,9 +473,17 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
                                 self.user.name)
         await self.lock_down(lockdown.network_name(self.prefix, project.slug), gateway, subnet,
                              lockdown.project_limits(project),
-                             {home: str(lockdown.WORKSPACE_HOME),
+                             {home: lockdown.home_bind(self.workspace_userns),
                               **lockdown.data_binds(datasets, outputs_dir)},
                              {lockdown.LABEL_PROJECT: project.slug})
+
+    async def stop(self, now: bool = False):
+        """Stop and remove the container, then unmount its home if the engine left it mounted."""
+        await super().stop(now=now)
+        home = lockdown.home_volume_name(self.prefix, self.user.name, self.name)
+        found = (await self.docker("volumes", filters={"name": home})).get("Volumes") or []
+        if any(volume["Name"] == home for volume in found):
+            await asyncio.to_thread(release_stale_mount, self.client, home)
 
     async def prepare_review_engine(self) -> None:
         """The checker's own internal network, a home volume and nothing else mounted."""
@@ -466,5 +492,5 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
             network, {lockdown.LABEL_REVIEW: lockdown.safe_name(self.user.name)})
         home = lockdown.home_volume_name(self.prefix, self.user.name, REVIEW_SERVER)
         await self.lock_down(network, gateway, subnet, lockdown.REVIEW_LIMITS,
-                             {home: str(lockdown.WORKSPACE_HOME)},
+                             {home: lockdown.home_bind(self.workspace_userns)},
                              {lockdown.LABEL_REVIEW: lockdown.safe_name(self.user.name)})

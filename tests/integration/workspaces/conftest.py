@@ -36,6 +36,7 @@ from lnds_spe.hub.lockdown import network_name, review_network_name
 from lnds_spe.ingress import Recipients, upload_dataset
 from lnds_spe.storage import LocalStore
 from tests.support import hubs
+from tests.support.engine import remove_volumes
 from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -195,8 +196,10 @@ def _remove_engine_objects(prefix: str) -> None:
             listing = subprocess.run([engine, *kind.split(), "--format", fmt],
                                      capture_output=True, text=True)
         names = [n for n in listing.stdout.split() if n.startswith(prefix + "-")]
-        if names:
-            noun = {"ps": "rm", "volume ls": "volume rm", "network ls": "network rm"}[kind]
+        if kind == "volume ls":
+            remove_volumes(names)
+        elif names:
+            noun = {"ps": "rm", "network ls": "network rm"}[kind]
             subprocess.run([engine, *noun.split(), "-f", *names], capture_output=True)
 
 
@@ -213,6 +216,7 @@ def running_hub(state_dir: Path, label: str) -> Iterator[Hub]:
     port, api_port, proxy_port = free_port(), free_port(), free_port()
     hub_dir = state_dir / "hub"
     hub_dir.mkdir()
+    state_dir.chmod(0o755)  # as an admin's mkdir leaves it: the hub must close it itself (D6)
     people = {u for users, _, _ in PROJECTS.values() for u in users}
     people |= {u for users in CHECKERS.values() for u in users}
     passwords = demo_accounts(state_dir, sorted(people | {"admin"}))

@@ -55,6 +55,7 @@ def test_pod_is_locked_down_with_project_limits():
     assert pod.spec.security_context["runAsNonRoot"] is True
     assert container.resources.limits == {"cpu": 2.0, "memory": 4 * 1024**3}
     assert pod.spec.automount_service_account_token is False
+    assert pod.spec.host_users is False  # D6: a user namespace, the pod's uids are no host's
     assert pod.metadata.labels["org.lnds-spe.project"] == "p1"
     mounts = {m.mount_path: m for m in container.volume_mounts}
     assert mounts["/home/jovyan/data"].read_only is True

@@ -125,3 +125,16 @@ def test_running_workspaces_from_hub_answer():
 def test_stale_networks_are_this_hub_s_unused_ones():
     hooked = {"spe-net-a", "spe-net-b", "spe2-net-a", "other-net-c"}
     assert stale_networks(hooked, in_use={"spe-net-b"}, prefix="spe") == {"spe-net-a"}
+
+
+def test_d6_user_namespace_settings():
+    assert lockdown.userns_create_settings("auto") == {"host_config": {"UsernsMode": "auto"}}
+    assert lockdown.userns_create_settings("") == {}
+    assert lockdown.home_bind("auto") == {"bind": "/home/jovyan", "mode": "rw,U"}
+    assert lockdown.home_bind("") == {"bind": "/home/jovyan", "mode": "rw"}
+
+
+def test_d6_outputs_folder_owner_and_mode():
+    assert lockdown.outputs_owner_and_mode(True, "auto") == (None, 0o777)
+    assert lockdown.outputs_owner_and_mode(False, "") == (None, 0o777)
+    assert lockdown.outputs_owner_and_mode(True, "") == (lockdown.WORKSPACE_UID, 0o770)
