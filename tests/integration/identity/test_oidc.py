@@ -173,3 +173,46 @@ def _container_running(name: str) -> bool:
     listed = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True,
                             text=True, timeout=60)
     return name in listed.stdout.split()
+
+
+def test_a1_to_a4_hold_for_people_signed_in_through_the_provider(oidc_hub, provider):
+    """A1-A4 with people the provider signs in: membership still comes from the registry."""
+    from datetime import date, timedelta
+
+    _, container = start_alices_workspace(oidc_hub)
+    erin = oidc_hub.login("erin")  # in the SPE's group, with MFA, but no member of PROJECT
+    alices = f"{oidc_hub.url}/user/alice/{PROJECT}/api/kernels"
+
+    # A1: no member cannot start, see or reach PROJECT's workspace
+    started = erin.post(f"{oidc_hub.api}/users/erin/servers/{PROJECT}",
+                        json={"project": PROJECT, "image": IMAGE}, timeout=60)
+    assert 400 <= started.status_code < 500 and "not a researcher" in started.text
+    assert oidc_hub.server("erin", PROJECT) is None
+    assert any(e.project == PROJECT for e in oidc_hub.audit_events("workspace.spawn_denied", "erin"))
+    assert erin.get(f"{oidc_hub.api}/users/alice", timeout=30).status_code in (403, 404)
+    assert erin.get(alices, allow_redirects=False, timeout=30).status_code in (302, 403, 404)
+
+    # A2: a member cannot reach another member's workspace
+    registry = oidc_hub.registry()
+    registry.add_member(PROJECT, "erin", "researcher", actor="test-admin")
+    assert erin.get(alices, allow_redirects=False, timeout=30).status_code in (302, 403, 404)
+    assert erin.delete(f"{oidc_hub.api}/users/alice/servers/{PROJECT}",
+                       timeout=30).status_code in (403, 404)
+
+    # A3: a project past its end date refuses, with the reason
+    today = date.today()
+    registry.create_project("idpold", "Ended", today - timedelta(days=60),
+                            today - timedelta(days=1), actor="test-admin", allowed_images=(IMAGE,))
+    registry.add_member("idpold", "erin", "researcher", actor="test-admin")
+    ended = erin.post(f"{oidc_hub.api}/users/erin/servers/idpold",
+                      json={"project": "idpold", "image": IMAGE}, timeout=60)
+    assert 400 <= ended.status_code < 500 and "ended on" in ended.text
+
+    # A4: removing the member stops their running workspace
+    registry.remove_member(PROJECT, "alice", actor="test-admin")
+    deadline = time.monotonic() + 90
+    while oidc_hub.server("alice", PROJECT) is not None or _container_running(container):
+        assert time.monotonic() < deadline, f"alice's workspace still runs:\n{oidc_hub.log_tail()}"
+        time.sleep(2)
+    registry.add_member(PROJECT, "alice", "researcher", actor="test-admin")
+    registry.remove_member(PROJECT, "erin", actor="test-admin")
