@@ -193,14 +193,7 @@ def project_close(
     with _registry() as reg:
         closed = close_project(reg, slug, actor=_actor(), state_dir=state_dir(),
                                outputs_policy=outputs)
-        kept = (f"outputs archived in {closed.outputs_archive}" if closed.outputs_archive
-                else "outputs deleted (or none)")
-        homes = f"{len(closed.homes_settled)} home volume(s) done"
-        if closed.homes_pending:
-            homes += (f"; in use, left for the lifecycle enforcer (it stops their workspaces): "
-                      f"{', '.join(closed.homes_pending)}")
-        out.print(f"project {slug} is now closed; {kept}; {homes}", highlight=False,
-                  soft_wrap=True)
+        out.print(closed.message(slug), highlight=False, soft_wrap=True)
 
 
 # Members

@@ -46,6 +46,16 @@ class Closed:
     homes_settled: list[str] = field(default_factory=list)
     homes_pending: list[str] = field(default_factory=list)
 
+    def message(self, slug: str) -> str:
+        """What `spe project close` and the admin console say: outputs, then home volumes."""
+        kept = (f"outputs archived in {self.outputs_archive}" if self.outputs_archive
+                else "outputs deleted (or none)")
+        homes = f"{len(self.homes_settled)} home volume(s) done"
+        if self.homes_pending:
+            homes += (f"; in use, left for the lifecycle enforcer (it stops their workspaces): "
+                      f"{', '.join(self.homes_pending)}")
+        return f"project {slug} is now closed; {kept}; {homes}"
+
 
 def recorded_close_policy(registry: Registry, slug: str) -> str:
     """The policy the project was closed with (its last outputs or home event), else the default."""

@@ -149,7 +149,7 @@ class ProjectPage(ConsoleHandler):
             closed = close_project(self.registry, slug, actor=actor,
                                    state_dir=self.state_dir,
                                    outputs_policy=admin_forms.close_request(form))
-            return admin_forms.closed_message(slug, closed)
+            return closed.message(slug)
         status = admin_forms.status_request(operation)
         self.registry.set_status(slug, status, actor=actor)
         return f"project {slug} is now {status}"

@@ -133,15 +133,6 @@ def close_request(form: Mapping[str, str]) -> str:
     return close_policy(_field(form, "outputs") or None)
 
 
-def closed_message(slug: str, closed) -> str:
-    """What `spe project close` prints for a lifecycle.Closed: outputs, then home volumes."""
-    kept = (f"outputs archived in {closed.outputs_archive}" if closed.outputs_archive
-            else "outputs deleted (or none)")
-    homes = f"{len(closed.homes_settled)} home volume(s) done"
-    if closed.homes_pending:
-        homes += (f"; in use, left for the lifecycle enforcer (it stops their workspaces): "
-                  f"{', '.join(closed.homes_pending)}")
-    return f"project {slug} is now closed; {kept}; {homes}"
 
 
 def audit_filter(query: Mapping[str, str]) -> AuditFilter:
