@@ -203,3 +203,17 @@ class HubProcess:
                     self.stop_server(user["name"], name, timeout=60)
         except (requests.RequestException, HubError, ValueError):
             pass  # the engine objects are removed by name prefix afterwards anyway
+
+
+def launched(hub: HubProcess) -> HubProcess:
+    """Launch a test's hub and wait for its API; the test fails with the hub's log if it does not
+    come up."""
+    import pytest
+
+    hub.launch()
+    try:
+        hub.wait_up()
+    except HubError as error:
+        hub.stop()
+        pytest.fail(str(error), pytrace=False)
+    return hub

@@ -14,7 +14,7 @@ import requests
 from lnds_spe.airlock import policies
 from lnds_spe.airlock.service import Airlock, Caller
 from lnds_spe.projects import open_registry
-from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
+from tests.support.hubs import HubProcess, demo_accounts, free_port, launched
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "census"
@@ -116,12 +116,7 @@ def airlock_hub(tmp_path_factory) -> Iterator[AirlockHub]:
            "SPE_CONTAINER_PREFIX": f"spa{secrets.token_hex(3)}", "PYTHONPATH": str(ROOT)}
     hub = HubProcess("airlock", ROOT / "jupyterhub_config.py", f"http://127.0.0.1:{port}", env,
                      state, passwords)
-    hub.launch()
-    try:
-        hub.wait_up()
-    except HubError as error:
-        hub.stop()
-        pytest.fail(str(error), pytrace=False)
+    launched(hub)
     running = AirlockHub(hub, state)
     running.wait_service()
     yield running

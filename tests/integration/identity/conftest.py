@@ -21,7 +21,7 @@ from lnds_spe.config import setting
 from lnds_spe.hub.firewall import remove_firewall
 from lnds_spe.hub.lockdown import network_name
 from tests.support.engine import remove_home_volumes
-from tests.support.hubs import HubError, HubProcess, engine_socket, free_port
+from tests.support.hubs import HubError, HubProcess, engine_socket, free_port, launched
 
 ROOT = Path(__file__).resolve().parents[3]
 PROVIDER_DIR = ROOT / "tests" / "support" / "oidc"
@@ -198,12 +198,7 @@ def oidc_hub(provider, tmp_path_factory) -> Iterator[OIDCHub]:
     }
     hub = OIDCHub("identity", ROOT / "jupyterhub_config.py", f"http://127.0.0.1:{port}", env,
                   state, {}, provider=provider, prefix=prefix)
-    hub.launch()
-    try:
-        hub.wait_up()
-    except HubError as error:
-        hub.stop()
-        pytest.fail(str(error), pytrace=False)
+    launched(hub)
     yield hub
     hub.stop_all_servers()
     hub.stop()

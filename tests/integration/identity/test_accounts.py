@@ -12,7 +12,7 @@ import requests
 
 from lnds_spe.projects import open_registry
 from tests.integration.identity.conftest import ROOT
-from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
+from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port, launched
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,7 @@ def accounts_hub(tmp_path_factory) -> Iterator[HubProcess]:
     env = hub_env(state, SPE_DEMO_MODE="1")
     hub = HubProcess("accounts", ROOT / "jupyterhub_config.py", env["SPE_HUB_BIND_URL"], env, state,
                      passwords)
-    hub.launch()
-    try:
-        hub.wait_up()
-    except HubError as error:
-        hub.stop()
-        pytest.fail(str(error), pytrace=False)
+    launched(hub)
     yield hub
     hub.stop()
 

@@ -18,7 +18,7 @@ import requests
 
 from lnds_spe.projects import open_registry
 from tests.integration.conftest import POSTGRES_ADMIN_URL, _postgres_admin
-from tests.support.hubs import HubError, HubProcess, demo_accounts, free_port
+from tests.support.hubs import HubProcess, demo_accounts, free_port, launched
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "census"
@@ -84,12 +84,7 @@ def start_hub(state: Path, registry_url: str, **extra_env: str) -> ConsoleHub:
            "PYTHONPATH": str(ROOT), **extra_env}
     hub = ConsoleHub("rbac", ROOT / "jupyterhub_config.py", f"http://127.0.0.1:{port}", env,
                      state, passwords)
-    hub.launch()
-    try:
-        hub.wait_up()
-    except HubError as error:
-        hub.stop()
-        pytest.fail(str(error), pytrace=False)
+    launched(hub)
     return hub
 
 
