@@ -1,5 +1,6 @@
 """The registry, the audit log and the `spe` command against SQLite and the real PostgreSQL."""
 
+import json
 import os
 import subprocess
 import sys
@@ -202,6 +203,26 @@ def test_audit_query_filters_by_person_project_and_dates(demo):
     assert len(spe(demo, "audit", "query", "--until", "2099-01-01", "--json")
                .stdout.strip().splitlines()) == 6
 
+
+
+def test_audit_query_combines_person_project_and_a_window_that_cuts(demo):
+    """L3: who did what in a project between two moments; events either side are left out."""
+    import time
+
+    reg = open_registry(demo)
+    for step in ("first", "second", "third"):
+        reg.audit.append("alice", f"workspace.{step}", project="cohort")
+        reg.audit.append("bob", f"workspace.{step}", project="cohort")
+        reg.audit.append("alice", f"workspace.{step}", project="other")
+        time.sleep(0.02)
+    times = {e.action: e.time for e in reg.audit.query(project="cohort", user="alice")}
+    since, until = (times[a].rstrip("Z") for a in ("workspace.second", "workspace.third"))
+    result = spe(demo, "audit", "query", "--project", "cohort", "--user", "alice",
+                 "--since", since, "--until", until, "--json")
+    assert result.returncode == 0, result.stderr
+    found = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [(e["actor"], e["action"], e["project"]) for e in found] == [
+        ("alice", "workspace.second", "cohort")]
 
 APPENDER = """
 import sys
