@@ -169,16 +169,18 @@ def guard_position(input_rules: list[str]) -> int:
     return last + 1
 
 
-def stale_guards(input_rules: list[str], alive: set[int], listening: set[int]) -> set[str]:
-    """Comments of guard hooks whose hub process is gone and whose ports nobody listens on."""
-    stale = set()
+def stale_guards(input_rules: list[str], alive: set[int],
+                 listening: set[int]) -> dict[str, str]:
+    """Guard hooks whose hub process is gone and whose ports nobody listens on: their comment
+    and the chain they jump to (as the rule says, whichever code version named it)."""
+    stale = {}
     for rule in input_rules:
         parts = shlex.split(rule)
-        if "--comment" in parts:
+        if "--comment" in parts and "-j" in parts:
             comment = parts[parts.index("--comment") + 1]
             parsed = parse_guard(comment)
             if parsed and parsed[1] not in alive and not set(parsed[2]) & listening:
-                stale.add(comment)
+                stale[comment] = parts[parts.index("-j") + 1]
     return stale
 
 
@@ -344,15 +346,13 @@ def guard_hub_ports(prefix: str, ports: Iterable[int], pid: int) -> list[str]:
     return [" ".join(hook), *(" ".join(r) for r in rules)]
 
 
-def _remove_stale_guards() -> set[str]:
+def _remove_stale_guards() -> dict[str, str]:
     """Unhook the guards of hubs whose process is gone and whose ports nobody listens on, and
     delete their chains unless a live hub of the same prefix still jumps to them."""
     rules = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True,
                            text=True).stdout.splitlines()
     stale = stale_guards(rules, _alive_pids(), listening_ports())
-    for comment in sorted(stale):
-        prefix, _, ports = parse_guard(comment)
-        chain = guard_chain_name(prefix, ports)
+    for comment, chain in sorted(stale.items()):
         subprocess.run(["iptables", "-w", "-D", "INPUT", "-m", "comment", "--comment", comment,
                         "-j", chain], capture_output=True)
         if not any(rule.endswith(f"-j {chain}") for rule in subprocess.run(
@@ -370,8 +370,8 @@ def remove_hub_guard(prefix: str) -> None:
             parts = shlex.split(rule)
             parsed = parse_guard(parts[parts.index("--comment") + 1]) \
                 if "--comment" in parts else None
-            if parsed and parsed[0] == prefix:
-                chain = guard_chain_name(prefix, parsed[2])
+            if parsed and parsed[0] == prefix and "-j" in parts:
+                chain = parts[parts.index("-j") + 1]
                 _unhook(chain)
                 _delete_chain(chain)
 

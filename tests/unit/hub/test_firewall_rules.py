@@ -68,7 +68,9 @@ def test_guard_goes_below_the_last_project_hook():
 
 
 def test_stale_guards_are_those_of_gone_hubs_with_nobody_listening():
-    rules = [f'-A INPUT -m comment --comment "{guard_comment(name, pid, ports)}" -j X'
+    rules = [f'-A INPUT -m comment --comment "{guard_comment(name, pid, ports)}" -j X-{name}'
              for name, pid, ports in (("live", 10, [8081]), ("gone", 11, [9081]),
                                       ("gone-but-port-open", 12, [9082]))]
-    assert stale_guards(rules, alive={10}, listening={9082}) == {guard_comment("gone", 11, [9081])}
+    # the chain is the one the hook jumps to, even if this code would name it otherwise
+    assert stale_guards(rules, alive={10}, listening={9082}) == {
+        guard_comment("gone", 11, [9081]): "X-gone"}
