@@ -254,8 +254,10 @@ def running_hub(state_dir: Path, label: str) -> Iterator[Hub]:
                 hub.call("admin", "DELETE", f"/users/{user}/servers/{name}")
         hub.stop()
         _remove_engine_objects(prefix)
-        for slug in PROJECTS:
-            remove_firewall(network_name(prefix, slug))
+        registry = hub.registry()
+        for slug in {p.slug for p in registry.list_projects()} | set(PROJECTS):
+            remove_firewall(network_name(prefix, slug))  # tests add projects of their own too
+        registry.engine.dispose()
         for user in {u for users in CHECKERS.values() for u in users}:
             remove_firewall(review_network_name(prefix, user))
 
