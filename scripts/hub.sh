@@ -114,6 +114,13 @@ down() {
         say "removing $(echo "$ids" | wc -l) workspace container(s)"
         echo "$ids" | xargs "${engine[@]}" rm -f >/dev/null
     fi
+    # Homes stay, but unmounted: Podman 4.3 leaves a loop-mounted home mounted after a container
+    # in a user namespace (lnds_spe/hub/homes.py release_stale_mount).
+    local volume mountpoint
+    for volume in $("${engine[@]}" volume ls -q 2>/dev/null | grep -E "^${prefix}-home-" || true); do
+        mountpoint="$("${engine[@]}" volume inspect --format '{{.Mountpoint}}' "$volume" 2>/dev/null || true)"
+        if [ -n "$mountpoint" ] && mountpoint -q "$mountpoint"; then umount "$mountpoint" || true; fi
+    done
     nets="$("${engine[@]}" network ls --format '{{.Name}}' 2>/dev/null \
             | grep -E "^${prefix}-(net|reviewnet)-" || true)"
     if [ -n "$nets" ]; then
