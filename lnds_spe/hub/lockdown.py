@@ -97,6 +97,16 @@ def data_binds(datasets: dict[str, str], outputs_dir: str) -> dict[str, dict[str
     return binds
 
 
+# The workspace's resolver: nothing. The hub's one name is in /etc/hosts (N4). Mounted over the
+# engine's own file, which in a user namespace also lists the network's DNS server (Podman 4.3).
+RESOLV_CONF = "nameserver 127.0.0.1\n"
+
+
+def resolv_conf_bind() -> dict[str, str]:
+    """The mount of RESOLV_CONF over the workspace's /etc/resolv.conf, read-only."""
+    return {"bind": "/etc/resolv.conf", "mode": "ro"}
+
+
 def home_bind(userns: str) -> dict[str, str]:
     """The home volume's mount. In a user namespace the engine re-owns the home to the
     container's uids at each start (`U`), since each start may get another range."""

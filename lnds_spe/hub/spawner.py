@@ -432,6 +432,14 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
         """Host ports a workspace may open on its gateway: the hub API, and the airlock if set."""
         return [p for p in (self.hub_port_for_workspaces, self.airlock_port_for_workspaces) if p]
 
+    def resolv_conf(self) -> str:
+        """The host file mounted as every workspace's /etc/resolv.conf (written when it differs)."""
+        path = self.state_path / "workspace-resolv.conf"
+        if not path.exists() or path.read_text() != lockdown.RESOLV_CONF:
+            path.write_text(lockdown.RESOLV_CONF)
+            path.chmod(0o644)
+        return str(path)
+
     async def lock_down(self, network: str, gateway: str, subnet: str, limits: lockdown.Limits,
                         volumes: dict, labels: dict[str, str]) -> None:
         """Firewall, hub and airlock addresses, limits, mounts and lockdown for one container."""
@@ -452,7 +460,7 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
                                 else "")
         self.mem_limit = limits.mem_bytes
         self.cpu_limit = limits.cpu
-        self.volumes = volumes
+        self.volumes = {**volumes, self.resolv_conf(): lockdown.resolv_conf_bind()}
         host_config = lockdown.docker_host_config(limits)
         host_config["extra_hosts"] = {self.hub_host_alias: gateway}
         host_config["dns"] = ["127.0.0.1"]

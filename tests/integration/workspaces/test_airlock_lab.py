@@ -94,9 +94,10 @@ def test_checker_review_server_has_no_data_and_its_own_network(hub, ws_alice_pa)
     networks = info["NetworkSettings"]["Networks"]
     assert list(networks) == [review_network_name(hub.prefix, "grace")]
     assert gateway_of(review) != gateway_of(ws_alice_pa)
-    mounts = info["Mounts"]
-    assert [m["Destination"] for m in mounts] == ["/home/jovyan"], mounts
-    assert all(m["Type"] == "volume" for m in mounts), mounts
+    mounts = {m["Destination"]: m for m in info["Mounts"]}
+    assert set(mounts) == {"/home/jovyan", "/etc/resolv.conf"}, mounts  # no data, no outputs
+    assert mounts["/home/jovyan"]["Type"] == "volume"
+    assert mounts["/etc/resolv.conf"]["RW"] is False
     assert info["HostConfig"]["ReadonlyRootfs"] is True
     inside = json.loads(review.run(
         "import os, json; print(json.dumps({'data': os.path.exists('/home/jovyan/data/cohort'), "

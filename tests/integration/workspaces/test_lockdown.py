@@ -64,8 +64,10 @@ def test_d4_engine_sees_limits_and_lockdown(ws_alice_pa):
     assert host["CpuQuota"] == int(CPU_LIMIT * host["CpuPeriod"])
     assert info["Config"]["User"].split(":")[0] == "1000"
     targets = {m["Destination"]: m for m in info["Mounts"]}
-    assert set(targets) == {"/home/jovyan", "/home/jovyan/data/cohort", "/home/jovyan/outputs"}
+    assert set(targets) == {"/home/jovyan", "/home/jovyan/data/cohort", "/home/jovyan/outputs",
+                            "/etc/resolv.conf"}
     assert targets["/home/jovyan/data/cohort"]["RW"] is False
+    assert targets["/etc/resolv.conf"]["RW"] is False
     assert targets["/home/jovyan/outputs"]["RW"] is True
     assert targets["/home/jovyan"]["Type"] == "volume"
     assert not any("sock" in (m.get("Source") or "") for m in info["Mounts"])
