@@ -125,6 +125,11 @@ def outputs_owner_and_mode(hub_is_root: bool, userns: str) -> tuple[int | None, 
     return WORKSPACE_UID, 0o770
 
 
+def userns_mode(value: str) -> str:
+    """The user namespace mode a setting asks for; '' (the engine's default) for off or none."""
+    return "" if value.strip().lower() in ("", "off", "none", "no", "0", "false") else value.strip()
+
+
 def userns_create_settings(userns: str) -> dict:
     """Container-create settings for a user namespace mode ('' keeps the engine's default).
 

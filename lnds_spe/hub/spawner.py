@@ -76,14 +76,15 @@ class SPEPolicyMixin(LoggingConfigurable):
     workspace_userns = Unicode(
         help="""User namespace of workspace containers, so the workspace's uid is no host account
         (D6). Docker/Podman: `auto` (Podman gives each workspace its own range of subordinate ids)
-        or empty for the engine's default (Docker: use the daemon's `userns-remap` instead).
+        or empty (`off` in $SPE_WORKSPACE_USERNS) for the engine's default (Docker: use the
+        daemon's `userns-remap` instead).
         Kubernetes: any non-empty value runs pods with `hostUsers: false`.
         Default: $SPE_WORKSPACE_USERNS.""",
     ).tag(config=True)
 
     @default("workspace_userns")
     def _default_workspace_userns(self) -> str:
-        return setting("SPE_WORKSPACE_USERNS")
+        return lockdown.userns_mode(setting("SPE_WORKSPACE_USERNS"))
 
     spe_state_dir = Unicode(
         help="""Directory of the SPE's hub-side state: staged datasets under `datasets/`,

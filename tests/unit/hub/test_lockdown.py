@@ -138,3 +138,9 @@ def test_d6_outputs_folder_owner_and_mode():
     assert lockdown.outputs_owner_and_mode(True, "auto") == (None, 0o777)
     assert lockdown.outputs_owner_and_mode(False, "") == (None, 0o777)
     assert lockdown.outputs_owner_and_mode(True, "") == (lockdown.WORKSPACE_UID, 0o770)
+
+
+def test_d6_user_namespace_can_be_turned_off_by_name():
+    assert lockdown.userns_mode("auto") == "auto"
+    assert lockdown.userns_mode(" auto:size=65536 ") == "auto:size=65536"
+    assert [lockdown.userns_mode(v) for v in ("off", "None", "", "0")] == ["", "", "", ""]
