@@ -14,6 +14,7 @@ EXIT_DISAGREEMENT = 1
 EXIT_ERROR = 2
 EXIT_BUSY = 3
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
+ENGINE_PRESAMPLE_S = 3.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         watch.start()
         try:
             module = importlib.import_module(f"benchmarks.workload_{wid}")
+            if getattr(module, "RUNS_IN_ENGINE", False):  # its containers' CPU is not ours:
+                watch.start(ENGINE_PRESAMPLE_S)           # quiet is judged on an idle pre-sample
             outcome = module.run(args.scale, args.threads)
         except harness.Disagreement as exc:
             print(f"[benchmarks] {wid.upper()}: PEERS DISAGREE: {exc}", file=sys.stderr)

@@ -103,18 +103,42 @@ def timed_row(case: str, impl: str, timing: dict, threads: int, probe: dict | No
 
 class LoadWatch:
     """CPU used by other processes (cores, averaged) between start() and stop(), from
-    /proc/stat's busy time minus this process's and its waited children's CPU time."""
+    /proc/stat's busy time minus this process's and its waited children's CPU time.
 
-    def start(self) -> None:
-        self._busy, self._own, self._wall = _busy_seconds(), _own_cpu_seconds(), time.monotonic()
+    A workload whose own work runs outside this process (containers started through an engine)
+    is watched with `presample_s`: other processes' CPU is then also measured over that many
+    idle seconds before it starts, and that figure decides whether the machine was quiet."""
+
+    def start(self, presample_s: float = 0.0) -> None:
+        self.foreign_before = None
+        if presample_s > 0:
+            self._mark()
+            time.sleep(presample_s)
+            self.foreign_before = self._foreign_cores()
+        self._mark()
         self.load_at_start = os.getloadavg()
 
-    def stop(self) -> dict:
+    def _mark(self) -> None:
+        self._busy, self._own, self._wall = _busy_seconds(), _own_cpu_seconds(), time.monotonic()
+
+    def _foreign_cores(self) -> float:
         wall = max(time.monotonic() - self._wall, 1e-9)
         foreign = (_busy_seconds() - self._busy) - (_own_cpu_seconds() - self._own)
-        return {"load_avg_start": [round(x, 2) for x in self.load_at_start],
-                "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-                "foreign_cpu_cores": round(max(foreign, 0.0) / wall, 3)}
+        return round(max(foreign, 0.0) / wall, 3)
+
+    def stop(self) -> dict:
+        found = {"load_avg_start": [round(x, 2) for x in self.load_at_start],
+                 "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+                 "foreign_cpu_cores": self._foreign_cores()}
+        if self.foreign_before is not None:
+            found["foreign_cpu_cores_before"] = self.foreign_before
+        return found
+
+
+def foreign_cores_judged(load: dict) -> float:
+    """Other processes' CPU that decides quietness: the idle pre-sample when the workload had
+    one (its own work runs in other processes), else what they used while it ran."""
+    return load.get("foreign_cpu_cores_before", load.get("foreign_cpu_cores", 0.0))
 
 
 def _busy_seconds() -> float:
@@ -137,9 +161,11 @@ def quiet_enough(results: dict) -> str | None:
     if start_load > LOAD_LIMIT:
         return f"1-minute load average {start_load:.2f} at the start (limit {LOAD_LIMIT})"
     for wl in results["workloads"]:
-        foreign = wl.get("load", {}).get("foreign_cpu_cores", 0.0)
+        load = wl.get("load", {})
+        foreign = foreign_cores_judged(load)
         if foreign > FOREIGN_CPU_LIMIT:
-            return (f"other processes used {foreign:.2f} cores during workload "
+            when = "just before" if "foreign_cpu_cores_before" in load else "during"
+            return (f"other processes used {foreign:.2f} cores {when} workload "
                     f"{wl['workload']} (limit {FOREIGN_CPU_LIMIT})")
     return None
 
@@ -147,7 +173,7 @@ def quiet_enough(results: dict) -> str | None:
 def busiest_load(results: dict) -> float:
     """The highest load seen: start load average or any workload's foreign CPU, in cores."""
     loads = [results.get("load_avg_start", [0.0])[0]]
-    loads += [wl.get("load", {}).get("foreign_cpu_cores", 0.0) for wl in results["workloads"]]
+    loads += [foreign_cores_judged(wl.get("load", {})) for wl in results["workloads"]]
     return max(loads)
 
 
@@ -320,12 +346,13 @@ def markdown_report(results: dict, stamp: str | None = None) -> str:
             lines.append(f"| {wl['workload']} | {g['goal']} | {g['ratio']:.3g} | "
                          f"{g['target']:.3g} | {'yes' if g['met'] else '**no**'} |")
     lines += ["", "## Load per workload", "",
-              "| workload | load avg at start | at end | other processes (cores) |",
-              "|---|---|---|---|"]
+              "| workload | load avg at start | at end | other processes (cores) | "
+              "before it, idle |", "|---|---|---|---|---|"]
     for wl in results["workloads"]:
         load = wl.get("load", {})
         lines.append(f"| {wl['workload']} | {_fmt(load.get('load_avg_start'))} | "
-                     f"{_fmt(load.get('load_avg_end'))} | {_fmt(load.get('foreign_cpu_cores'))} |")
+                     f"{_fmt(load.get('load_avg_end'))} | {_fmt(load.get('foreign_cpu_cores'))} | "
+                     f"{_fmt(load.get('foreign_cpu_cores_before'))} |")
     lines += ["", "## Timings", "",
               "| workload | case | impl | threads | cold, empty cache | cold, warm cache | min | "
               "median | IQR | peak MiB | load | notes |",

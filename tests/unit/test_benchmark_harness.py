@@ -74,3 +74,21 @@ def test_load_watch_counts_other_processes_not_this_one():
                           ((10.0, 3.0, 2.0, 1.0), None)])
 def test_break_even_query_count(args, expected):
     assert break_even(*args) == expected
+
+
+def test_engine_workload_is_judged_on_its_idle_presample():
+    """Workload G's containers run outside the process: their CPU does not make the run busy,
+    but other processes' CPU just before it does."""
+    results = _results(0.1, 1.8)
+    results["workloads"][0]["load"]["foreign_cpu_cores_before"] = 0.05
+    assert harness.quiet_enough(results) is None
+    results["workloads"][0]["load"]["foreign_cpu_cores_before"] = harness.FOREIGN_CPU_LIMIT + 0.1
+    assert "just before workload A" in harness.quiet_enough(results)
+
+
+def test_load_watch_presample_records_other_processes_before_the_workload():
+    watch = harness.LoadWatch()
+    watch.start(presample_s=0.3)
+    load = watch.stop()
+    assert 0 <= load["foreign_cpu_cores_before"] <= (harness.os.cpu_count() or 1)
+    assert "foreign_cpu_cores" in load
