@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
@@ -28,9 +29,12 @@ from urllib.parse import unquote, urlparse
 from lnds_spe.config import setting, state_dir
 from lnds_spe.errors import SPEError
 
-PART_SIZE = 8 * 1024 * 1024
+# S3's smallest part (5 MiB), two of them in flight while a third fills: the server receives one
+# part while it writes and fsyncs the other, and an upload's three buffers (15 MiB) keep the
+# whole `spe data upload` process under 100 MiB.
+PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 9_500  # S3 allows 10,000; keep a margin
-MAX_PARTS_IN_FLIGHT = 1  # one part sent while the next is encrypted: an upload stays under 100 MiB
+MAX_PARTS_IN_FLIGHT = 2
 PARTIAL_MARK = ".partial-"
 FLUSH_EVERY = 32 * 1024 * 1024  # local store: start writing back to disk every 32 MiB
 
@@ -67,7 +71,7 @@ def check_key(key: str) -> str:
 
 
 def part_size_for(expected_size: int) -> int:
-    """8 MiB parts, larger only when the object would need more than MAX_PARTS of them."""
+    """PART_SIZE parts, larger (whole MiB) only when the object would need more than MAX_PARTS."""
     needed = -(-expected_size // MAX_PARTS)
     mib = 1024 * 1024
     return max(PART_SIZE, -(-needed // mib) * mib)
@@ -209,7 +213,24 @@ def hold_credentials() -> None:
 
 
 def _s3_client(endpoint: str | None):
-    """A boto3 S3 client: path-style, short connect timeout, few retries, no extra checksums."""
+    """The S3 client for an endpoint and the credentials in force now (held or environment).
+
+    Clients are thread-safe and cost about 10 MiB and a tenth of a second each (boto loads the
+    S3 model per session), so stores opened with the same endpoint and credentials share one.
+    """
+    region = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    held = tuple(_HELD_CREDENTIALS.get(name) for name in CREDENTIAL_ENV)
+    environment = tuple(os.environ.get(name) for name in (*CREDENTIAL_ENV, "AWS_PROFILE"))
+    return _new_s3_client(endpoint, region, held, environment)
+
+
+@lru_cache(maxsize=4)
+def _new_s3_client(endpoint: str | None, region: str, held: tuple[str | None, ...],
+                   environment: tuple[str | None, ...]):
+    """A boto3 S3 client: path-style, short connect timeout, few retries, no extra checksums.
+
+    `environment` only keys the cache: a session reads those variables itself.
+    """
     import boto3
     from botocore.config import Config
 
@@ -218,11 +239,9 @@ def _s3_client(endpoint: str | None):
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                     max_pool_connections=MAX_PARTS_IN_FLIGHT + 2)
-    region = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    session = boto3.session.Session(
-        aws_access_key_id=_HELD_CREDENTIALS.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=_HELD_CREDENTIALS.get("AWS_SECRET_ACCESS_KEY"),
-        aws_session_token=_HELD_CREDENTIALS.get("AWS_SESSION_TOKEN"))
+    access_key, secret_key, token = held
+    session = boto3.session.Session(aws_access_key_id=access_key,
+                                    aws_secret_access_key=secret_key, aws_session_token=token)
     return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
@@ -271,7 +290,7 @@ class _S3Writer:
     """A multipart upload: fills a part, sends it in a thread, at most N parts in flight.
 
     Part buffers are allocated once and reused (at most N + 1 of them), so memory stays flat
-    instead of growing with allocator fragmentation from one fresh 8 MiB buffer per part.
+    instead of growing with allocator fragmentation from one fresh buffer per part.
     """
 
     def __init__(self, store: S3Store, key: str, part_size: int):

@@ -95,7 +95,7 @@ def spe_keys(tmp_path_factory) -> tuple[Path, Path, bytes, bytes]:
 
 
 def make_tree(root: Path) -> Path:
-    """A dataset directory: nested files of several sizes (one spans several 8 MiB parts)."""
+    """A dataset directory: nested files of several sizes (one spans several S3 parts)."""
     (root / "nested" / "deeper").mkdir(parents=True)
     (root / "records.csv").write_text("id,value\n" + "".join(f"{i},{i * 7 % 13}\n"
                                                               for i in range(20_000)))

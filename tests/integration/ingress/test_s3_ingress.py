@@ -58,7 +58,7 @@ def test_interrupted_upload_leaves_no_object_and_no_open_upload(s3_env, spe_keys
 
     def interrupt(n: int) -> None:
         seen.append(n)
-        if sum(seen) > 20 * 1024 * 1024:  # after two 8 MiB parts went out
+        if sum(seen) > 20 * 1024 * 1024:  # after several parts went out
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
