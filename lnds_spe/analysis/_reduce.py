@@ -6,103 +6,131 @@ import numba
 import numpy as np
 
 
-def slot_layout(n_columns: int, minmax: bool) -> np.ndarray:
-    """Accumulator slot of each column's sum, count, min and max (-1 when not kept).
+def slot_layout(keep: list[tuple[bool, bool]]) -> tuple[int, tuple[int, ...]]:
+    """Accumulator slots per group and, per column, the slots of its sum, min and max.
 
-    Slot 0 counts rows per group; then each column has sum and count (and min, max).
+    Slot 0 counts rows per group; each column then has a sum slot, and a min and a max slot
+    when `keep` (min, max) asks for them (-1 when not kept). Counts of non-NaN values are not
+    slots: they are rows minus the NaNs, which are counted apart since they are rare.
     """
-    stride = 4 if minmax else 2
-    layout = np.full((n_columns, 4), -1, dtype=np.int64)
-    for c in range(n_columns):
-        layout[c, :stride] = 1 + c * stride + np.arange(stride)
-    return layout
+    plan = []
+    n_slots = 1
+    for want_min, want_max in keep:
+        plan += [n_slots, n_slots + 1 if want_min else -1,
+                 n_slots + 1 + want_min if want_max else -1]
+        n_slots += 1 + want_min + want_max
+    return n_slots, tuple(plan)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_row(acc, nans, plan, columns, i, g, b):
+    """Fold row i into group g, whose slots start at acc[b]; NaN values are counted in nans."""
+    acc[b] += 1.0
+    for c in numba.literal_unroll(range(len(columns))):
+        v = columns[c][i]
+        if v == v:
+            acc[b + plan[3 * c]] += v
+            s = plan[3 * c + 1]
+            if s >= 0:  # always stored: a branch on a slot missing the cache stalls the loop
+                acc[b + s] = min(acc[b + s], v)
+            s = plan[3 * c + 2]
+            if s >= 0:
+                acc[b + s] = max(acc[b + s], v)
+        else:
+            nans[c, g] += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _fold_rows(partial, base, n_slots, keys, times, origin, width, n_buckets, columns, minmax,
-               n_groups, lo, hi):
-    """Initialise one thread's accumulators at partial[base:], fold rows lo..hi-1 into them.
+def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, columns,
+               n_groups, g_lo, g_hi, lo, hi):
+    """Initialise acc (groups g_lo..g_hi-1 by slots), fold rows lo..hi-1 of those groups in.
 
     Kept out of the parallel region, where numba compiles the same loop several times slower.
-    Returns the number of rows whose group is outside [0, n_groups).
+    The plan is a tuple and the column loop unrolled, so slot offsets are constants to the
+    compiler (read from an array inside the loop they made it twice as slow). With
+    width > 0 the group is key * n_buckets + (time - origin) // width, the division done by
+    multiplying with 1 / width and correcting by one (exact within 2**52 of the origin and
+    several times faster). Returns the number of rows whose group is outside [0, n_groups).
     """
-    n_cols = len(columns)
-    stride = 4 if minmax else 2
-    for g in range(n_groups):
-        b = base + g * n_slots
-        partial[b] = 0.0
-        for c in range(n_cols):
-            s = b + 1 + c * stride
-            partial[s] = 0.0
-            partial[s + 1] = 0.0
-            if minmax:
-                partial[s + 2] = np.inf
-                partial[s + 3] = -np.inf
+    span = g_hi - g_lo
+    for j in range(span * n_slots):
+        acc[j] = 0.0
+    for c in range(len(columns)):
+        for k in (1, 2):
+            s = plan[3 * c + k]
+            if s >= 0:
+                fill = np.inf if k == 1 else -np.inf
+                for g in range(span):
+                    acc[g * n_slots + s] = fill
     n_bad = 0
+    inverse = 1.0 / max(width, 1)
     for i in range(lo, hi):
         g = np.int64(keys[i])
         if width > 0:
             d = np.int64(times[i]) - origin
-            g = g * n_buckets + d // width if d >= 0 else np.int64(-1)
-        if g < 0 or g >= n_groups:
+            q = np.int64(d * inverse)
+            if q * width > d:
+                q -= 1
+            elif (q + 1) * width <= d:
+                q += 1
+            g = g * n_buckets + q if d >= 0 else np.int64(-1)
+        if np.uint64(g) >= np.uint64(n_groups):
             n_bad += 1
-            continue
-        b = base + g * n_slots
-        partial[b] += 1.0
-        for c in range(n_cols):
-            v = columns[c][i]
-            if v == v:
-                s = b + 1 + c * stride
-                partial[s] += v
-                partial[s + 1] += 1.0
-                if minmax:
-                    if v < partial[s + 2]:
-                        partial[s + 2] = v
-                    if v > partial[s + 3]:
-                        partial[s + 3] = v
+        elif np.uint64(g - g_lo) < np.uint64(span):
+            _add_row(acc, nans, plan, columns, i, g, (g - g_lo) * n_slots)
     return n_bad
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def fused_reduce(keys, times, origin, width, n_buckets, columns, minmax, n_groups, threads):
-    """Per-thread partial accumulators over row chunks, merged into a (groups, slots) matrix.
+def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, nans, n_groups,
+                 threads, split_groups):
+    """Every column's slots per group (a groups by slots matrix, as in slot_layout).
 
-    One row loop updates every column (slots as in slot_layout; NaN values skipped). With
-    width > 0 the group is key * n_buckets + (time - origin) // width. The same slots are
-    kept for every column so that their offsets are constants the compiler can fold: a
-    per-column plan read inside the loop made it twice as slow. Returns the merged matrix
-    and the number of rows whose group fell outside [0, n_groups).
+    With width > 0 the group is key * n_buckets + (time - origin) // width. NaN values are
+    skipped and counted in nans (threads by columns by groups, zero on entry). Threads take
+    row chunks and their partial slots are merged; with split_groups, for many groups, each
+    thread instead scans every row but keeps only its own range of groups, so the
+    accumulators are half the size and need no merge. Returns the slots and the number of
+    rows whose group is outside [0, n_groups).
     """
     n = keys.shape[0]
-    n_cols = len(columns)
-    stride = 4 if minmax else 2
-    n_slots = 1 + n_cols * stride
-    span = n_groups * n_slots
-    chunk = (n + threads - 1) // threads
-    partial = np.empty(threads * span)
     bad = np.zeros(threads, dtype=np.int64)
+    if split_groups:
+        acc = np.empty(n_groups * n_slots)
+        per = (n_groups + threads - 1) // threads
+        for t in numba.prange(threads):
+            g_lo = min(n_groups, t * per)
+            g_hi = min(n_groups, g_lo + per)
+            bad[t] = _fold_rows(acc[g_lo * n_slots:g_hi * n_slots], nans[t], n_slots, plan,
+                                keys, times, origin, width, n_buckets, columns, n_groups,
+                                g_lo, g_hi, 0, n)
+        return acc.reshape((n_groups, n_slots)), bad[0]
+    span = n_groups * n_slots
+    acc = np.empty(threads * span)
+    chunk = (n + threads - 1) // threads
     for t in numba.prange(threads):
         lo = min(n, t * chunk)
-        bad[t] = _fold_rows(partial, t * span, n_slots, keys, times, origin, width, n_buckets,
-                            columns, minmax, n_groups, lo, min(n, lo + chunk))
-    kinds = np.zeros(n_slots, dtype=np.int64)  # 0: added, 2: min, 3: max
-    if minmax:
-        for c in range(n_cols):
-            kinds[3 + c * stride] = 2
-            kinds[4 + c * stride] = 3
+        bad[t] = _fold_rows(acc[t * span:(t + 1) * span], nans[t], n_slots, plan, keys, times,
+                            origin, width, n_buckets, columns, n_groups, 0, n_groups, lo,
+                            min(n, lo + chunk))
     if threads > 1:
+        kinds = np.zeros(n_slots, dtype=np.int64)  # 0: added, 1: min, 2: max
+        for c in range(len(columns)):
+            for k in (1, 2):
+                if plan[3 * c + k] >= 0:
+                    kinds[plan[3 * c + k]] = k
         for g in numba.prange(n_groups):
             b = g * n_slots
             for s in range(n_slots):
-                v = partial[b + s]
+                v = acc[b + s]
                 kind = kinds[s]
                 for t in range(1, threads):
-                    w = partial[t * span + b + s]
-                    if kind == 2:
+                    w = acc[t * span + b + s]
+                    if kind == 1:
                         v = min(v, w)
-                    elif kind == 3:
+                    elif kind == 2:
                         v = max(v, w)
                     else:
                         v += w
-                partial[b + s] = v
-    return partial[:span].reshape((n_groups, n_slots)), bad.sum()
+                acc[b + s] = v
+    return acc[:span].reshape((n_groups, n_slots)), bad.sum()

@@ -20,6 +20,8 @@ from lnds_spe.analysis._strings import apply_remap, factorize_parallel, first_se
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# above this many accumulator slots, threads split the groups rather than the rows
+_SPLIT_SLOTS = 1 << 21
 
 
 def _check_ops(ops: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
@@ -60,11 +62,12 @@ def _column_ops(ops: Any, names: list[str]) -> dict[str, tuple[str, ...]]:
     return {name: checked for name in names}
 
 
-def _finish(merged: np.ndarray, layout_row: np.ndarray, ops: tuple[str, ...]) -> dict:
-    """The requested reductions of one column from its merged slots (NaN for empty groups)."""
-    s_sum, s_count, s_min, s_max = (int(x) for x in layout_row)
-    count = merged[:, s_count].astype(np.int64)
+def _finish(merged: np.ndarray, nans: np.ndarray, slots: tuple[int, ...],
+            ops: tuple[str, ...]) -> dict:
+    """The requested reductions of one column from its slots and NaN counts (NaN if empty)."""
+    s_sum, s_min, s_max = slots
     out: dict[str, np.ndarray] = {}
+    count = merged[:, 0].astype(np.int64) - nans
     for op in ops:
         if op == "sum":
             out["sum"] = np.ascontiguousarray(merged[:, s_sum])
@@ -72,7 +75,7 @@ def _finish(merged: np.ndarray, layout_row: np.ndarray, ops: tuple[str, ...]) ->
             out["count"] = count
         elif op == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                out["mean"] = merged[:, s_sum] / merged[:, s_count]
+                out["mean"] = merged[:, s_sum] / count
         else:
             out[op] = np.where(count == 0, np.nan, merged[:, s_min if op == "min" else s_max])
     return out
@@ -100,19 +103,21 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     """Rows per group and each column's requested reductions, from one fused kernel call."""
     cols = _value_columns(values, keys_arr.shape[0])
     col_ops = _column_ops(ops, list(cols))
-    minmax = any({"min", "max"} & set(spec) for spec in col_ops.values())
-    layout = slot_layout(len(cols), minmax)
+    n_slots, plan = slot_layout([("min" in spec, "max" in spec) for spec in col_ops.values()])
     threads = thread_count(threads)
     numba.set_num_threads(threads)
+    nans = np.zeros((threads, len(cols), n_groups), dtype=np.int64)  # pages stay untouched
     merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
-                               n_buckets, tuple(cols.values()), minmax, n_groups, threads)
+                               n_buckets, tuple(cols.values()), n_slots, plan, nans, n_groups,
+                               threads, threads > 1 and n_groups * n_slots > _SPLIT_SLOTS)
     if bad:
         limit = n_groups // n_buckets
         raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {limit}); "
                                  "factorise the keys or pass a larger "
                                  + ("n_keys" if times is not None else "n_groups"))
     rows = merged[:, 0].astype(np.int64)
-    return rows, {name: _finish(merged, layout[c], col_ops[name])
+    nan_counts = nans.sum(axis=0) if threads > 1 else nans[0]
+    return rows, {name: _finish(merged, nan_counts[c], plan[3 * c:3 * c + 3], col_ops[name])
                   for c, name in enumerate(cols)}
 
 

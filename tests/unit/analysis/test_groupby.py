@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from lnds_spe.analysis import AnalysisInputError, factorize, groupby_reduce, time_bucket
+from lnds_spe.analysis.groupby import REDUCTIONS
 
 
 def pandas_reduce(keys, values, n_groups):
@@ -216,3 +217,48 @@ def test_time_bucket_with_several_columns_matches_single_calls():
                                time_bucket(times, temp, "hour", keys=stations, ops="mean")["mean"])
     with pytest.raises(AnalysisInputError, match="keys"):
         time_bucket(times, temp, "hour", keys=stations, n_keys=2)
+
+
+@pytest.mark.parametrize("split_slots", [0, 1 << 40])
+def test_group_split_and_row_split_agree_with_nans_infs_and_all_nan_groups(split_slots,
+                                                                           monkeypatch):
+    from lnds_spe.analysis import groupby as groupby_module
+
+    monkeypatch.setattr(groupby_module, "_SPLIT_SLOTS", split_slots)
+    rng = np.random.default_rng(13)
+    n_groups = 3001  # odd, so the threads' ranges of groups differ in size
+    keys = rng.integers(0, n_groups - 2, 40_000)
+    x = rng.normal(size=40_000)
+    x[rng.random(40_000) < 0.2] = np.nan
+    x[keys == 7] = np.nan  # a group with rows but no values
+    x[:3] = [np.inf, -np.inf, np.inf]
+    results = [groupby_reduce(keys, {"x": x, "y": -x}, n_groups=n_groups,
+                              ops={"x": REDUCTIONS, "y": ("min", "count")}, threads=threads)
+               for threads in (1, 2)]
+    ref = pandas_reduce(keys, x, n_groups)
+    for ours in results:
+        for op in ("sum", "mean", "min", "max"):
+            np.testing.assert_allclose(ours[f"x.{op}"], ref[op].to_numpy(), rtol=1e-10,
+                                       equal_nan=True)
+        np.testing.assert_array_equal(ours["x.min"], ref["min"].to_numpy())
+        np.testing.assert_array_equal(ours["y.min"], -ref["max"].to_numpy())
+        np.testing.assert_array_equal(ours["x.count"], ref["count"].to_numpy())
+        np.testing.assert_array_equal(ours["rows"], np.bincount(keys, minlength=n_groups))
+        assert ours["rows"][7] > 0 and np.isnan(ours["x.min"][7]) and np.isnan(ours["x.mean"][7])
+    with pytest.raises(AnalysisInputError, match="1 key"):
+        groupby_reduce(np.append(keys, n_groups), np.append(x, 1.0), n_groups=n_groups,
+                       threads=2)
+
+
+def test_time_bucket_odd_widths_and_bucket_edges_match_integer_division():
+    rng = np.random.default_rng(14)
+    for width in (1, 7, 3600, 86400 * 365 + 1):
+        span = 20_000 * width  # up to 6e11 seconds from the origin
+        times = rng.integers(-span, span, 30_000)
+        times[:4] = [-span - 1, 0, 7 * width - 1, 7 * width]
+        values = rng.normal(size=times.size)
+        out = time_bucket(times, values, bucket=width, ops="count")
+        starts = np.unique(times // width * width)
+        np.testing.assert_array_equal(out["bucket_start"], starts)
+        np.testing.assert_array_equal(out["count"], np.unique(times // width,
+                                                               return_counts=True)[1])
