@@ -12,6 +12,10 @@ from numba.extending import intrinsic
 
 from lnds_spe.analysis._inputs import AnalysisInputError, positive_int, thread_count, to_numpy
 
+_LANES = 8  # b rows per block: their 8 counts fill one 512-bit register
+_TILE_BLOCKS = 32  # blocks of b scanned by a group of a rows in turn: 32 KiB, fits L1
+_GROUP_ROWS = 32  # a rows per task, each reusing a tile while it is in L1
+
 
 @intrinsic
 def _ctpop64(typingctx, value):
@@ -59,37 +63,97 @@ def _dice_matrix(a, b, pa, pb):
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep(a, b, i, j, pi, pj, threshold, k, buf_s, buf_j, r, n):
+    """Keep pair (i, j) in row r of the buffers if it reaches threshold (best k if k > 0);
+    the row's new count."""
+    total = pi + pj
+    # Dice <= 2 min(pa, pb) / (pa + pb): skip pairs that cannot reach the threshold
+    if total == 0 or 2.0 * min(pi, pj) < threshold * total:
+        return n
+    s = _dice(a, b, i, j, pi, pj)
+    if s < threshold:
+        return n
+    if k <= 0:
+        buf_s[r, n] = s
+        buf_j[r, n] = j
+        return n + 1
+    if n < k or s > buf_s[r, n - 1]:
+        pos = n if n < k else k - 1
+        while pos > 0 and buf_s[r, pos - 1] < s:
+            buf_s[r, pos] = buf_s[r, pos - 1]
+            buf_j[r, pos] = buf_j[r, pos - 1]
+            pos -= 1
+        buf_s[r, pos] = s
+        buf_j[r, pos] = j
+        if n < k:
+            n += 1
+    return n
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _candidates_block(a, b, pa, pb, lo, hi, threshold, k, buf_s, buf_j, counts):
     """For rows lo..hi-1 of a, the pairs at or above threshold (best k if k > 0) per row."""
-    m = b.shape[0]
     for r in numba.prange(hi - lo):
-        i = lo + r
         n = 0
-        pi = pa[i]
-        for j in range(m):
-            total = pi + pb[j]
-            # Dice <= 2 min(pa, pb) / (pa + pb): skip pairs that cannot reach the threshold
-            if total == 0 or 2.0 * min(pi, pb[j]) < threshold * total:
-                continue
-            s = _dice(a, b, i, j, pi, pb[j])
-            if s < threshold:
-                continue
-            if k <= 0:
-                buf_s[r, n] = s
-                buf_j[r, n] = j
-                n += 1
-            elif n < k or s > buf_s[r, n - 1]:
-                pos = n if n < k else k - 1
-                while pos > 0 and buf_s[r, pos - 1] < s:
-                    buf_s[r, pos] = buf_s[r, pos - 1]
-                    buf_j[r, pos] = buf_j[r, pos - 1]
-                    pos -= 1
-                buf_s[r, pos] = s
-                buf_j[r, pos] = j
-                if n < k:
-                    n += 1
+        for j in range(b.shape[0]):
+            n = _keep(a, b, lo + r, j, pa[lo + r], pb[j], threshold, k, buf_s, buf_j, r, n)
         counts[r] = n
+
+
+@numba.njit(cache=True, nogil=True)
+def _need_table(threshold, max_total):
+    """need[t]: the fewest common bits with 2 c / t >= threshold (0 for t = 0); nondecreasing."""
+    need = np.zeros(max_total + 1, dtype=np.uint64)
+    c = 0
+    for total in range(1, max_total + 1):
+        while 2.0 * c / total < threshold:
+            c += 1
+        need[total] = c
+    return need
+
+
+def _lanes(b: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """b in blocks of _LANES rows stored word-major (block, word, lane), zero-padded, and the
+    smallest popcount of each block."""
+    n_blocks = -(-b.shape[0] // _LANES)
+    padded = np.zeros((n_blocks * _LANES, b.shape[1]), dtype=np.uint64)
+    padded[:b.shape[0]] = b
+    lanes = np.ascontiguousarray(padded.reshape(n_blocks, _LANES, b.shape[1]).transpose(0, 2, 1))
+    pb_padded = np.zeros(n_blocks * _LANES, dtype=np.int64)
+    pb_padded[:b.shape[0]] = pb
+    return lanes, pb_padded.reshape(n_blocks, _LANES).min(axis=1)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _candidates_block16(a, b, lanes, bmin, pa, pb, need, lo, hi, threshold, k, buf_s, buf_j,
+                        counts):
+    """_candidates_block for 16-word (1024-bit) filters: counts 8 b rows at a time in vector
+    registers, tile by tile, and checks pairs only in blocks where one can pass."""
+    m = b.shape[0]
+    n_blocks = lanes.shape[0]
+    rows = hi - lo
+    for g in numba.prange((rows + _GROUP_ROWS - 1) // _GROUP_ROWS):
+        r0 = g * _GROUP_ROWS
+        r1 = min(rows, r0 + _GROUP_ROWS)
+        counts[r0:r1] = 0
+        for t0 in range(0, n_blocks, _TILE_BLOCKS):
+            for r in range(r0, r1):
+                i = lo + r
+                pi = pa[i]
+                n = counts[r]
+                for blk in range(t0, min(n_blocks, t0 + _TILE_BLOCKS)):
+                    most = np.uint64(0)
+                    for lane in range(_LANES):
+                        c = np.uint64(0)
+                        for w in range(16):
+                            c += _ctpop64(a[i, w] & lanes[blk, w, lane])
+                        most = max(most, c)
+                    # need is nondecreasing, so no pair of the block passes below this
+                    if most >= need[pi + bmin[blk]]:
+                        for j in range(blk * _LANES, min(m, (blk + 1) * _LANES)):
+                            n = _keep(a, b, i, j, pi, pb[j], threshold, k, buf_s, buf_j, r, n)
+                counts[r] = n
 
 
 def as_filters(filters: Any, name: str) -> np.ndarray:
@@ -179,14 +243,23 @@ def dice_candidates(filters_a: Any, filters_b: Any, threshold: float, k: int | N
     numba.set_num_threads(threads)
     pa, pb = _popcounts(fa), _popcounts(fb)
     width = fb.shape[0] if k_eff == 0 else min(k_eff, fb.shape[0])
-    block = int(max(threads, min(fa.shape[0], 512, 20_000_000 // max(width, 1))))
+    block = int(max(threads, min(fa.shape[0], 4096, 20_000_000 // max(width, 1))))
     buf_s = np.empty((block, max(width, 1)))
     buf_j = np.empty((block, max(width, 1)), dtype=np.int64)
     counts = np.empty(block, dtype=np.int64)
+    fast = fa.shape[1] == 16
+    if fast:
+        lanes, bmin = _lanes(fb, pb)
+        need = _need_table(float(threshold), 2 * 64 * 16)
     scores, rows, cols = [], [], []
     for lo in range(0, fa.shape[0], block):
         hi = min(fa.shape[0], lo + block)
-        _candidates_block(fa, fb, pa, pb, lo, hi, float(threshold), k_eff, buf_s, buf_j, counts)
+        if fast:
+            _candidates_block16(fa, fb, lanes, bmin, pa, pb, need, lo, hi, float(threshold),
+                                k_eff, buf_s, buf_j, counts)
+        else:
+            _candidates_block(fa, fb, pa, pb, lo, hi, float(threshold), k_eff, buf_s, buf_j,
+                              counts)
         for r in np.flatnonzero(counts[:hi - lo]):
             n = counts[r]
             scores.append(buf_s[r, :n].copy())

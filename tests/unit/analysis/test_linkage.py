@@ -60,3 +60,39 @@ def test_dice_refuses_bad_input():
         dice_candidates(a, a, 1.5)
     with pytest.raises(AnalysisInputError, match="filters_a"):
         dice_similarity(a.astype(np.float64), a)
+
+
+def expected_pairs(a, b, threshold, k=None):
+    """Pairs at or above threshold from the reference (pairs of two empty filters never
+    count), best k per row of a, in dice_candidates' order."""
+    ref = reference_dice(a, b)
+    empty = (a.sum(1) == 0)[:, None] & (b.sum(1) == 0)[None, :]
+    ri, rj = np.nonzero((ref >= threshold) & ~empty)
+    s = ref[ri, rj]
+    if k is not None:
+        keep = np.lexsort((rj, -s, ri))  # per row: best first, lower index b on ties
+        ri, rj, s = ri[keep], rj[keep], s[keep]
+        rank = np.arange(ri.size) - np.searchsorted(ri, ri)
+        ri, rj, s = ri[rank < k], rj[rank < k], s[rank < k]
+    order = np.lexsort((rj, ri, -s))
+    return s[order], ri[order], rj[order]
+
+
+@pytest.mark.parametrize("bits", [512, 1024, 2048])
+@pytest.mark.parametrize("threshold", [0.0, 0.6, 1.0])
+@pytest.mark.parametrize("k", [None, 2])
+def test_dice_candidates_every_width_matches_reference(bits, threshold, k):
+    # 16-word filters take the blocked kernel, other widths the per-pair one: both must agree
+    # with the reference; 300 rows of b span several tiles and end in a partial block
+    a = random_filters(37, bits=bits, density=0.2, seed=6)
+    b = np.concatenate([a[:20], random_filters(280, bits=bits, density=0.25, seed=7)])
+    b[25:30] = b[3]  # ties: equal scores, the lower index b comes first
+    a[5] = 0
+    b[7] = 0
+    b[-1] = 0
+    for threads in (1, 2):
+        scores, ia, ib = dice_candidates(a, b, threshold, k=k, threads=threads)
+        s, ri, rj = expected_pairs(a, b, threshold, k)
+        np.testing.assert_array_equal(ia, ri)
+        np.testing.assert_array_equal(ib, rj)
+        np.testing.assert_array_equal(scores, s)
