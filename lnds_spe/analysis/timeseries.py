@@ -120,21 +120,21 @@ def _build_rollup(offsets, times, values, width):
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def _raw_sum_count(values, lo, hi):
     """Sum and count of the non-NaN values in values[lo:hi]."""
+    seg = values[lo:hi]  # indices from 0 need no wrap-around: the loop vectorises, no gathers
     total = 0.0
-    count = 0
-    for i in range(lo, hi):
-        v = values[i]
+    missing = 0
+    for i in range(seg.shape[0]):
+        v = seg[i]
         ok = v == v
         total += v if ok else 0.0
-        count += 1 if ok else 0
-    return total, count
+        missing += 0 if ok else 1
+    return total, seg.shape[0] - missing
 
 
 @numba.njit(cache=True, nogil=True)
 def _raw_min_max(values, lo, hi, cur_min, cur_max):
     """Min and max of the non-NaN values in values[lo:hi], folded into the current ones."""
-    for i in range(lo, hi):
-        v = values[i]
+    for v in values[lo:hi]:
         if v == v:
             if v < cur_min:
                 cur_min = v
@@ -447,22 +447,38 @@ class TimeSeriesStore:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _scan_kernel(times, series, values, lo, hi, t0, t1, wanted, threads):
-    """Per-thread sum/count per series over rows lo..hi-1 with t0 <= time < t1 and wanted[id]."""
-    n_series = wanted.shape[0]
-    sums = np.zeros((threads, n_series))
-    counts = np.zeros((threads, n_series), dtype=np.int64)
+def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_time, threads):
+    """Per-slot sum/count over rows lo..hi-1 with t0 <= time < t1 (tested first, and only with
+    `check_time`) and slot[id] >= 0; also counts the negative ids of those rows."""
+    n_ids = slot.shape[0]
+    sums = np.zeros((threads, n_slots))
+    counts = np.zeros((threads, n_slots), dtype=np.int64)
     negatives = np.zeros(threads, dtype=np.int64)
     chunk = (hi - lo + threads - 1) // threads
     for t in numba.prange(threads):
-        for i in range(lo + t * chunk, min(hi, lo + (t + 1) * chunk)):
-            s = series[i]
-            v = values[i]
-            if s < 0:
-                negatives[t] += 1
-            elif times[i] >= t0 and times[i] < t1 and s < n_series and wanted[s] and v == v:
-                sums[t, s] += v
-                counts[t, s] += 1
+        a = min(hi, lo + t * chunk)
+        b = min(hi, a + chunk)
+        # slices indexed from 0: no wrap-around checks; an id or value is read only in the window
+        ts, ids, vs = times[a:b], series[a:b], values[a:b]
+        part_sums = np.zeros(n_slots)
+        part_counts = np.zeros(n_slots, dtype=np.int64)
+        negative = 0
+        for i in range(ids.shape[0]):
+            if check_time and (ts[i] < t0 or ts[i] >= t1):
+                continue
+            s = ids[i]
+            if np.uint64(s) < np.uint64(n_ids):  # negative ids wrap to huge: one test for both
+                k = slot[np.uint64(s)]
+                if k >= 0:
+                    v = vs[i]
+                    if v == v:
+                        part_sums[k] += v
+                        part_counts[k] += 1
+            elif s < 0:
+                negative += 1
+        sums[t] = part_sums
+        counts[t] = part_counts
+        negatives[t] = negative
     return sums.sum(axis=0), counts.sum(axis=0), negatives.sum()
 
 
@@ -485,15 +501,16 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
                 threads: int | None = None) -> dict[str, np.ndarray]:
     """Mean and count per series id over [start, stop), straight from long-format columns.
 
-    No store is built: every row is scanned, or, with `time_sorted`, only the rows of the
-    window, found by binary search.
+    No store is built. Every row's time is read, and its id and value only when the time is in
+    the window; with `time_sorted`, binary search finds the window and only its ids and values
+    are read.
 
     Parameters
     ----------
     times : array-like of int
         The time of each row (e.g. epoch seconds).
     series : array-like of int
-        The series id of each row; non-negative.
+        The series id of each row; non-negative (a negative id among the rows read is refused).
     values : array-like of numbers
         The value of each row; NaN is missing and skipped.
     start : int
@@ -503,7 +520,7 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     wanted : array-like of int, optional
         The series ids to answer for (default all ids up to the largest).
     time_sorted : bool, default False
-        The rows are ordered by time, so only the window's rows need reading.
+        The rows are ordered by time (not checked), so only the window's rows need reading.
     threads : int, optional
         How many threads the kernel uses; defaults to numba's configured maximum, and is
         capped by it.
@@ -512,7 +529,7 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     -------
     dict of str to ndarray
         "series", "count" and "mean" (NaN for a series without a value in the window), one
-        entry per series answered for.
+        entry per series answered for, by ascending id.
     """
     t = column(times, "times", "i")
     ids = column(series, "series", "i", length=t.shape[0])
@@ -524,19 +541,18 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
         low, high = _id_range(ids, threads) if ids.size else (0, -1)
         if low < 0:
             raise negative_ids
-        mask = np.ones(int(high) + 1, dtype=np.bool_)
+        keep = np.arange(int(high) + 1, dtype=np.int64)
     else:  # only the wanted ids: the id column is read once, by the scan itself
         w = column(np.atleast_1d(to_numpy(wanted, "wanted")), "wanted", "i")
-        w = w[w >= 0]
-        mask = np.zeros(int(w.max()) + 1 if w.size else 0, dtype=np.bool_)
-        mask[w] = True
+        keep = np.unique(w[w >= 0]).astype(np.int64)
+    slot = np.full(int(keep[-1]) + 1 if keep.size else 0, -1, dtype=np.int32)
+    slot[keep] = np.arange(keep.size, dtype=np.int32)
     lo, hi = 0, t.shape[0]
     if time_sorted:
         lo = int(np.searchsorted(t, start, side="left"))
-        hi = int(np.searchsorted(t, stop, side="left"))
-    sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), mask,
-                                           threads)
+        hi = max(lo, int(np.searchsorted(t, stop, side="left")))
+    sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), slot,
+                                           keep.size, not time_sorted, threads)
     if negatives:
         raise negative_ids
-    keep = np.flatnonzero(mask)
-    return {"series": keep, "count": counts[keep], "mean": _mean_or_nan(sums, counts)[keep]}
+    return {"series": keep, "count": counts, "mean": _mean_or_nan(sums, counts)}
