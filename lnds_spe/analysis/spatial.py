@@ -15,6 +15,7 @@ METRICS = ("planar", "haversine")
 _KM_PER_DEGREE = math.pi / 180.0 * EARTH_RADIUS_KM
 _SERIAL_BELOW_CELLS = 20_000  # waking a second thread costs more than the work below this
 _STATIONS_PER_BIN = 3  # grid density of the kNN index, tuned on 50..1e4 stations
+_BRUTE_FORCE_STATIONS = 100  # up to this many, knn_idw scans all stations instead (planar)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -149,27 +150,65 @@ def _knn_haversine(slon, slat, qlon, qlat, k, threads):
     return out_i, out_d
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _idw_value(values, idx, dist, power):
+    """Inverse-distance weighted mean of one cell's neighbours; exact hits take the hit
+    stations' mean."""
+    hits = 0
+    hit_sum = 0.0
+    num = 0.0
+    den = 0.0
+    for j in range(idx.shape[0]):
+        d = dist[j]
+        v = values[idx[j]]
+        if d == 0.0:
+            hits += 1
+            hit_sum += v
+        else:
+            w = 1.0 / (d * d) if power == 2.0 else 1.0 / d ** power
+            num += w * v
+            den += w
+    return hit_sum / hits if hits else num / den
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _idw(values, idx, dist, power):
-    """Inverse-distance weighted mean of the neighbours; exact hits take the hit stations' mean."""
-    m, k = idx.shape
+    """_idw_value of every cell."""
+    m = idx.shape[0]
     out = np.empty(m)
     for q in numba.prange(m):
-        hits = 0
-        hit_sum = 0.0
-        num = 0.0
-        den = 0.0
-        for j in range(k):
-            d = dist[q, j]
-            v = values[idx[q, j]]
-            if d == 0.0:
-                hits += 1
-                hit_sum += v
-            else:
-                w = 1.0 / d ** power
-                num += w * v
-                den += w
-        out[q] = hit_sum / hits if hits else num / den
+        out[q] = _idw_value(values, idx[q], dist[q], power)
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _idw_planar_brute(sx, sy, values, qlon, qlat, x_per_degree, y_per_degree, k, power,
+                      threads):
+    """knn (planar) then _idw in one pass, scanning every station: fastest for a few stations.
+    Cells are projected as planar_xy does."""
+    n = sx.shape[0]
+    m = qlon.shape[0]
+    out = np.empty(m)
+    chunk = (m + threads - 1) // threads
+    for t in numba.prange(threads):
+        best_d = np.empty(k)
+        best_i = np.empty(k, dtype=np.int64)
+        for q in range(t * chunk, min(m, (t + 1) * chunk)):
+            px = qlon[q] * x_per_degree
+            py = qlat[q] * y_per_degree
+            best_d[:] = np.inf
+            best_i[:] = 2 ** 62
+            worst = np.inf
+            for s in range(n):
+                dx = sx[s] - px
+                dy = sy[s] - py
+                d = dx * dx + dy * dy
+                if d < worst:  # stations come in index order: a tie never displaces
+                    _insert(best_d, best_i, d, s, k)
+                    worst = best_d[k - 1]
+            for j in range(k):
+                best_d[j] = math.sqrt(best_d[j])
+            out[q] = _idw_value(values, best_i, best_d, power)
     return out
 
 
@@ -183,10 +222,14 @@ def _coords(lon: Any, lat: Any, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return lon_arr, lat_arr
 
 
+def _km_per_degree_lon(ref_lat: float) -> float:
+    """Kilometres per degree of longitude at ref_lat."""
+    return _KM_PER_DEGREE * math.cos(math.radians(ref_lat))
+
+
 def planar_xy(lon: np.ndarray, lat: np.ndarray, ref_lat: float) -> tuple[np.ndarray, np.ndarray]:
     """Kilometre coordinates with longitudes scaled by cos(ref_lat) (equirectangular)."""
-    scale = math.cos(math.radians(ref_lat))
-    return lon * (_KM_PER_DEGREE * scale), lat * _KM_PER_DEGREE
+    return lon * _km_per_degree_lon(ref_lat), lat * _KM_PER_DEGREE
 
 
 def knn(station_lon: Any, station_lat: Any, cell_lon: Any, cell_lat: Any, k: int = 5,
@@ -292,6 +335,12 @@ def knn_idw(station_lon: Any, station_lat: Any, station_values: Any, cell_lon: A
         slon, slat, vals = slon[valid], slat[valid], vals[valid]
     if ref_lat is None:
         ref_lat = float(np.mean(slat))
+    if metric == "planar" and slon.size <= _BRUTE_FORCE_STATIONS:
+        threads = 1 if qlon.size < _SERIAL_BELOW_CELLS else thread_count(threads)
+        numba.set_num_threads(threads)
+        sx, sy = planar_xy(slon, slat, float(ref_lat))
+        return _idw_planar_brute(sx, sy, vals, qlon, qlat, _km_per_degree_lon(float(ref_lat)),
+                                 _KM_PER_DEGREE, min(k, valid.size), float(power), threads)
     idx, dist = knn(slon, slat, qlon, qlat, min(k, valid.size), metric, ref_lat, threads)
     return _idw(vals, idx, dist, float(power))
 

@@ -131,3 +131,36 @@ def test_nan_coordinates_and_bad_shapes_are_refused():
         knn([6.0], [49.7], np.zeros((2, 2)), [49.9], k=1)
     with pytest.raises(AnalysisInputError, match="station_values"):
         knn_idw([6.0, 6.1], [49.7, 49.8], [1.0], [6.0], [49.9])
+
+
+@pytest.mark.parametrize("n_stations,n_cells,power", [
+    (5, 300, 2.0), (100, 2_000, 1.5), (101, 2_000, 2.0), (60, 25_000, 2.0), (300, 25_000, 3.0),
+])
+def test_knn_idw_scan_and_grid_paths_match_brute_force(n_stations, n_cells, power):
+    # up to 100 stations knn_idw scans them all in one pass, above it goes through knn's grid;
+    # 25 000 cells run on two threads
+    rng = np.random.default_rng(n_stations + n_cells)
+    slon, slat = rng.uniform(5.7, 6.5, n_stations), rng.uniform(49.4, 50.2, n_stations)
+    values = rng.normal(10, 2, n_stations)
+    qlon, qlat = rng.uniform(5.5, 6.7, n_cells), rng.uniform(49.3, 50.3, n_cells)
+    qlon[:2], qlat[:2] = slon[:2], slat[:2]  # cells exactly on stations
+    k = min(5, n_stations)
+    sx, sy = planar_xy(slon, slat, 49.8)
+    idx, dist = brute_knn(sx, sy, *planar_xy(qlon, qlat, 49.8), k)
+    expected = reference_idw(values, idx, dist, power)
+    for threads in (1, 2):
+        ours = knn_idw(slon, slat, values, qlon, qlat, k=5, power=power, ref_lat=49.8,
+                       threads=threads)
+        np.testing.assert_allclose(ours, expected, rtol=1e-12)
+    np.testing.assert_array_equal(ours[:2], values[:2])
+
+
+def test_knn_idw_ties_at_the_kth_neighbour_go_to_the_lower_station_index():
+    sx, sy = np.meshgrid(np.arange(6.0), np.arange(6.0))
+    slon, slat = 5.8 + sx.ravel() * 0.01, 49.6 + sy.ravel() * 0.01
+    values = np.arange(36.0) ** 2
+    qlon = 5.8 + np.array([0.5, 2.5, 4.5]) * 0.01
+    qlat = 49.6 + np.array([0.5, 2.5, 3.5]) * 0.01
+    ours = knn_idw(slon, slat, values, qlon, qlat, k=3, ref_lat=0.0)
+    idx, dist = brute_knn(*planar_xy(slon, slat, 0.0), *planar_xy(qlon, qlat, 0.0), 3)
+    np.testing.assert_allclose(ours, reference_idw(values, idx, dist, 2.0), rtol=1e-12)
