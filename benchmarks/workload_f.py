@@ -38,8 +38,9 @@ ID = "F"
 TITLE = "Crypt4GH upload (encrypt + manifest + store) and fetch (get + decrypt + verify)"
 SIZES = {"ci": 64 * 1024 * 1024, "full": 2 * 1024 * 1024 * 1024}
 RSS_LIMIT_MIB = 100.0
-# Eight paths of 2 GiB each take minutes a round at full scale: 5 rounds keep F near 10 minutes
-# on the 2-core reference machine and still give a median and an IQR.
+# A round of the eight paths takes about 70 s at 2 GiB on the 2-core machine (17 s measured at
+# 512 MiB), and the agreement checks and RSS subprocesses about 3 minutes more: the harness's 10
+# rounds would make F alone about 15 minutes; 5 rounds keep it near 10 with a median and an IQR.
 FULL_REPEATS = 5
 _SYNC = "sync"
 _NANIO_KEYS = {"NANIO_ACCESS_KEY": "bench-access", "NANIO_SECRET_KEY": "bench-secret-0123456789"}
