@@ -30,11 +30,12 @@ from lnds_spe.config import setting, state_dir
 from lnds_spe.errors import SPEError
 
 # S3's smallest part (5 MiB), two of them in flight while a third fills: the server receives one
-# part while it writes and fsyncs the other, and an upload's three buffers (15 MiB) keep the
+# part while it stores the other, and an upload's three buffers (15 MiB) keep the
 # whole `spe data upload` process under 100 MiB.
 PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 9_500  # S3 allows 10,000; keep a margin
 MAX_PARTS_IN_FLIGHT = 2
+CLIENT_CONNECTIONS = 10  # a shared client serves several uploads and fetches at once (the hub)
 PARTIAL_MARK = ".partial-"
 FLUSH_EVERY = 32 * 1024 * 1024  # local store: start writing back to disk every 32 MiB
 
@@ -238,7 +239,7 @@ def _new_s3_client(endpoint: str | None, region: str, held: tuple[str | None, ..
                     retries={"max_attempts": 2, "mode": "standard"},
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
-                    max_pool_connections=MAX_PARTS_IN_FLIGHT + 2)
+                    max_pool_connections=CLIENT_CONNECTIONS)
     access_key, secret_key, token = held
     session = boto3.session.Session(aws_access_key_id=access_key,
                                     aws_secret_access_key=secret_key, aws_session_token=token)
