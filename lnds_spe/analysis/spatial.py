@@ -15,7 +15,9 @@ METRICS = ("planar", "haversine")
 _KM_PER_DEGREE = math.pi / 180.0 * EARTH_RADIUS_KM
 _SERIAL_BELOW_CELLS = 20_000  # waking a second thread costs more than the work below this
 _STATIONS_PER_BIN = 3  # grid density of the kNN index, tuned on 50..1e4 stations
-_BRUTE_FORCE_STATIONS = 100  # up to this many, knn_idw scans all stations instead (planar)
+_FEW_STATIONS = 100  # up to this many, planar knn_idw scans stations sorted per bin instead
+_CELLS_PER_BIN = 100  # the sorted bins of _idw_planar_few: at least this many cells per bin...
+_BINS_PER_STATION = 4  # ...and at most this many bins per station
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -181,11 +183,41 @@ def _idw(values, idx, dist, power):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _sorted_from_bins(sx, sy, g):
+    """For each bin of a g × g grid over the stations, every station sorted by distance from
+    the bin's centre: grid geometry, then (bin, rank) arrays of distance, x, y and index."""
+    n = sx.shape[0]
+    x0, y0 = sx.min(), sy.min()
+    bw = max(sx.max() - x0, 1e-12) / g
+    bh = max(sy.max() - y0, 1e-12) / g
+    od = np.empty((g * g, n))
+    ox = np.empty((g * g, n))
+    oy = np.empty((g * g, n))
+    oi = np.empty((g * g, n), dtype=np.int64)
+    d = np.empty(n)
+    for b in range(g * g):
+        cx = x0 + (b % g + 0.5) * bw
+        cy = y0 + (b // g + 0.5) * bh
+        for s in range(n):
+            d[s] = math.sqrt((sx[s] - cx) ** 2 + (sy[s] - cy) ** 2)
+        order = np.argsort(d)
+        for r in range(n):
+            s = order[r]
+            od[b, r] = d[s]
+            ox[b, r] = sx[s]
+            oy[b, r] = sy[s]
+            oi[b, r] = s
+    return x0, y0, bw, bh, od, ox, oy, oi
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _idw_planar_brute(sx, sy, values, qlon, qlat, x_per_degree, y_per_degree, k, power,
-                      threads):
-    """knn (planar) then _idw in one pass, scanning every station: fastest for a few stations.
-    Cells are projected as planar_xy does."""
+def _idw_planar_few(sx, sy, values, qlon, qlat, x_per_degree, y_per_degree, k, power, g,
+                    threads):
+    """knn (planar) then _idw in one pass, for a few stations: each cell scans the stations
+    in order of distance from its bin's centre c and stops once |s - c| - |q - c| (a lower
+    bound of |s - q|) exceeds the k-th best. Cells are projected as planar_xy does."""
+    x0, y0, bw, bh, od, ox, oy, oi = _sorted_from_bins(sx, sy, g)
     n = sx.shape[0]
     m = qlon.shape[0]
     out = np.empty(m)
@@ -196,16 +228,26 @@ def _idw_planar_brute(sx, sy, values, qlon, qlat, x_per_degree, y_per_degree, k,
         for q in range(t * chunk, min(m, (t + 1) * chunk)):
             px = qlon[q] * x_per_degree
             py = qlat[q] * y_per_degree
+            bx = int(min(g - 1.0, max(0.0, (px - x0) / bw)))
+            by = int(min(g - 1.0, max(0.0, (py - y0) / bh)))
+            b = by * g + bx
+            to_centre = math.sqrt((px - (x0 + (bx + 0.5) * bw)) ** 2
+                                  + (py - (y0 + (by + 0.5) * bh)) ** 2)
             best_d[:] = np.inf
             best_i[:] = 2 ** 62
             worst = np.inf
-            for s in range(n):
-                dx = sx[s] - px
-                dy = sy[s] - py
+            reach = np.inf
+            for r in range(n):
+                if od[b, r] > reach:
+                    break
+                dx = ox[b, r] - px
+                dy = oy[b, r] - py
                 d = dx * dx + dy * dy
-                if d < worst:  # stations come in index order: a tie never displaces
-                    _insert(best_d, best_i, d, s, k)
+                if d <= worst:
+                    _insert(best_d, best_i, d, oi[b, r], k)
                     worst = best_d[k - 1]
+                    # a margin far above rounding: no station beyond can tie the k-th best
+                    reach = to_centre + math.sqrt(worst) * (1 + 1e-9) + 1e-9
             for j in range(k):
                 best_d[j] = math.sqrt(best_d[j])
             out[q] = _idw_value(values, best_i, best_d, power)
@@ -335,12 +377,14 @@ def knn_idw(station_lon: Any, station_lat: Any, station_values: Any, cell_lon: A
         slon, slat, vals = slon[valid], slat[valid], vals[valid]
     if ref_lat is None:
         ref_lat = float(np.mean(slat))
-    if metric == "planar" and slon.size <= _BRUTE_FORCE_STATIONS:
+    if metric == "planar" and slon.size <= _FEW_STATIONS:
         threads = 1 if qlon.size < _SERIAL_BELOW_CELLS else thread_count(threads)
         numba.set_num_threads(threads)
         sx, sy = planar_xy(slon, slat, float(ref_lat))
-        return _idw_planar_brute(sx, sy, vals, qlon, qlat, _km_per_degree_lon(float(ref_lat)),
-                                 _KM_PER_DEGREE, min(k, valid.size), float(power), threads)
+        g = max(1, int(math.sqrt(min(qlon.size / _CELLS_PER_BIN,
+                                     slon.size * _BINS_PER_STATION))))
+        return _idw_planar_few(sx, sy, vals, qlon, qlat, _km_per_degree_lon(float(ref_lat)),
+                               _KM_PER_DEGREE, min(k, valid.size), float(power), g, threads)
     idx, dist = knn(slon, slat, qlon, qlat, min(k, valid.size), metric, ref_lat, threads)
     return _idw(vals, idx, dist, float(power))
 

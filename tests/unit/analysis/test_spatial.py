@@ -137,8 +137,9 @@ def test_nan_coordinates_and_bad_shapes_are_refused():
     (5, 300, 2.0), (100, 2_000, 1.5), (101, 2_000, 2.0), (60, 25_000, 2.0), (300, 25_000, 3.0),
 ])
 def test_knn_idw_scan_and_grid_paths_match_brute_force(n_stations, n_cells, power):
-    # up to 100 stations knn_idw scans them all in one pass, above it goes through knn's grid;
-    # 25 000 cells run on two threads
+    # up to 100 stations knn_idw scans them per bin, sorted by distance from the bin's centre,
+    # with cells outside the stations' bins; above it goes through knn's grid; 25 000 cells
+    # run on two threads
     rng = np.random.default_rng(n_stations + n_cells)
     slon, slat = rng.uniform(5.7, 6.5, n_stations), rng.uniform(49.4, 50.2, n_stations)
     values = rng.normal(10, 2, n_stations)
@@ -164,3 +165,16 @@ def test_knn_idw_ties_at_the_kth_neighbour_go_to_the_lower_station_index():
     ours = knn_idw(slon, slat, values, qlon, qlat, k=3, ref_lat=0.0)
     idx, dist = brute_knn(*planar_xy(slon, slat, 0.0), *planar_xy(qlon, qlat, 0.0), 3)
     np.testing.assert_allclose(ours, reference_idw(values, idx, dist, 2.0), rtol=1e-12)
+
+
+def test_knn_idw_stations_on_one_point_and_far_cells():
+    # a zero-width station grid, duplicate stations (ties) and cells far outside it
+    slon, slat = np.full(8, 6.0), np.full(8, 49.7)
+    slon[5:], slat[5:] = 6.3, 49.9
+    values = np.arange(8.0)
+    qlon = np.r_[6.0, 6.3, np.linspace(-20, 40, 3000)]
+    qlat = np.r_[49.7, 49.9, np.linspace(-60, 80, 3000)]
+    ours = knn_idw(slon, slat, values, qlon, qlat, k=3, ref_lat=49.8)
+    idx, dist = brute_knn(*planar_xy(slon, slat, 49.8), *planar_xy(qlon, qlat, 49.8), 3)
+    np.testing.assert_allclose(ours, reference_idw(values, idx, dist, 2.0), rtol=1e-12)
+    np.testing.assert_array_equal(ours[:2], [1.0, 6.0])
