@@ -10,36 +10,46 @@ _START_SLOTS = 1024
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(table, hashes, n_codes):
-    """A table twice the size with every code re-inserted by its stored hash."""
-    size = table.shape[0] * 2
-    bigger = np.full(size, -1, dtype=np.int32)
+def _grow(size, c_hash, c_start, n_codes):
+    """A slot table of the given size holding every code, placed by its stored hash."""
+    s_hash = np.empty(size, dtype=np.uint64)
+    s_info = np.full(size, -1, dtype=np.int64)
     mask = np.uint64(size - 1)
     for c in range(n_codes):
-        slot = hashes[c] & mask
-        while bigger[slot] != -1:
+        slot = c_hash[c] & mask
+        while s_info[slot] != -1:
             slot = (slot + np.uint64(1)) & mask
-        bigger[slot] = c
-    return bigger
+        s_hash[slot] = c_hash[c]
+        s_info[slot] = (c_start[c] << 32) | c
+    return s_hash, s_info
 
 
 @numba.njit(cache=True, nogil=True)
-def _factorize_rows(offsets, words, data, start, hi, table, hashes, firsts, n_codes, codes):
-    """Codes for rows start..hi-1 until a new string would pass half load; (next row, codes).
+def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_start, firsts,
+                    arena, n_arena, n_codes, codes):
+    """Codes for rows start..hi-1 until the table or arena is full; (next row, codes, arena).
 
-    Hashing and comparing are written out inline: numba leaves helper calls in this loop
-    un-inlined and pays array reference counting on every call, about ten times slower.
-    A string of at most 8 bytes is identified by its length and hash (the hash of one word
-    is a bijection), so only longer strings are compared byte by byte.
+    A slot holds a code's hash, and its code with the start of its copy in the arena: its
+    length, then its words. A lookup thus reads one slot and one compact arena entry, not
+    the rows' scattered buffers (those dependent cache misses were most of the time). A
+    string of at most 8 bytes is identified by its length and hash (the hash of one word is
+    a bijection), so only longer strings are compared word by word. Hashing and comparing
+    are written out inline: numba leaves helper calls in this loop un-inlined and pays array
+    reference counting on every call, about ten times slower.
     """
     n_words = words.shape[0]
-    mask = np.uint64(table.shape[0] - 1)
-    limit = table.shape[0] // 2
+    mask = np.uint64(s_hash.shape[0] - 1)
+    limit = s_hash.shape[0] // 2
+    row_words = np.empty(8, dtype=np.uint64)
     for r in range(start, hi):
         s0 = np.int64(offsets[r])
         s1 = np.int64(offsets[r + 1])
-        h = np.uint64(s1 - s0) * _MUL
+        length = s1 - s0
+        if (length + 7) // 8 > row_words.shape[0]:
+            row_words = np.empty((length + 7) // 8, dtype=np.uint64)
+        h = np.uint64(length) * _MUL
         p = s0
+        j = 0
         while p < s1:
             n = min(8, s1 - p)
             k = p >> 3
@@ -54,37 +64,46 @@ def _factorize_rows(offsets, words, data, start, hi, table, hashes, firsts, n_co
                     w |= np.uint64(data[p + i]) << np.uint64(8 * i)
             if n < 8:
                 w &= (np.uint64(1) << np.uint64(8 * n)) - np.uint64(1)
+            row_words[j] = w
             h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
             h *= _MUL
             p += 8
+            j += 1
         h ^= h >> np.uint64(32)
         h *= _MUL
         h ^= h >> np.uint64(29)
         slot = h & mask
         while True:
-            c = table[slot]
-            if c == -1:
+            info = s_info[slot]
+            if info == -1:
                 break
-            if hashes[c] == h:
-                f0 = np.int64(offsets[firsts[c]])
-                same = np.int64(offsets[firsts[c] + 1]) - f0 == s1 - s0
-                i = 0 if s1 - s0 > 8 else s1 - s0
-                while same and i < s1 - s0:
-                    same = data[f0 + i] == data[s0 + i]
+            if s_hash[slot] == h:
+                a = info >> 32
+                same = arena[a] == np.uint64(length)
+                i = 0 if length > 8 else j
+                while same and i < j:
+                    same = arena[a + 1 + i] == row_words[i]
                     i += 1
                 if same:
                     break
             slot = (slot + np.uint64(1)) & mask
-        if c == -1:
-            if n_codes == limit:
-                return r, n_codes
+        if info == -1:
+            if n_codes == limit or n_arena + 1 + j > arena.shape[0]:
+                return r, n_codes, n_arena
             c = n_codes
-            hashes[c] = h
+            arena[n_arena] = np.uint64(length)
+            arena[n_arena + 1:n_arena + 1 + j] = row_words[:j]
+            c_hash[c] = h
+            c_start[c] = n_arena
             firsts[c] = r
-            table[slot] = c
+            s_hash[slot] = h
+            s_info[slot] = (n_arena << 32) | c
+            n_arena += 1 + j
             n_codes += 1
+        else:
+            c = info & 0xFFFFFFFF
         codes[r] = c
-    return hi, n_codes
+    return hi, n_codes, n_arena
 
 
 @numba.njit(cache=True, nogil=True)
@@ -92,18 +111,29 @@ def factorize_range(offsets, words, data, lo, hi, codes):
     """Codes (first-seen order within lo..hi-1) written to codes[lo:hi]; returns first rows.
 
     The open-addressing table starts small and doubles at half load, so a chunk with few
-    distinct strings stays in cache.
+    distinct strings stays in cache; the arena of distinct strings doubles when full.
     """
-    table = np.full(_START_SLOTS, -1, dtype=np.int32)
-    hashes = np.empty(_START_SLOTS // 2, dtype=np.uint64)
+    s_hash, s_info = _grow(_START_SLOTS, np.empty(0, np.uint64), np.empty(0, np.int64), 0)
+    c_hash = np.empty(_START_SLOTS // 2, dtype=np.uint64)
+    c_start = np.empty(_START_SLOTS // 2, dtype=np.int64)
     firsts = np.empty(_START_SLOTS // 2, dtype=np.int64)
-    r, n_codes = _factorize_rows(offsets, words, data, lo, hi, table, hashes, firsts, 0, codes)
+    arena = np.empty(_START_SLOTS * 4, dtype=np.uint64)
+    r, n_codes, n_arena = _factorize_rows(offsets, words, data, lo, hi, s_hash, s_info, c_hash,
+                                          c_start, firsts, arena, 0, 0, codes)
     while r < hi:
-        hashes = np.concatenate((hashes, np.empty_like(hashes)))
-        firsts = np.concatenate((firsts, np.empty_like(firsts)))
-        table = _grow(table, hashes, n_codes)
-        r, n_codes = _factorize_rows(offsets, words, data, r, hi, table, hashes, firsts,
-                                     n_codes, codes)
+        if n_codes == s_hash.shape[0] // 2:
+            c_hash = np.concatenate((c_hash, np.empty_like(c_hash)))
+            c_start = np.concatenate((c_start, np.empty_like(c_start)))
+            firsts = np.concatenate((firsts, np.empty_like(firsts)))
+            s_hash, s_info = _grow(s_hash.shape[0] * 2, c_hash, c_start, n_codes)
+        else:
+            need = 2 + (np.int64(offsets[r + 1]) - np.int64(offsets[r])) // 8
+            arena = np.concatenate((arena, np.empty(max(arena.shape[0], need), np.uint64)))
+            if arena.shape[0] >= 1 << 31:
+                raise ValueError("factorize: the distinct strings pass 16 GiB")
+        r, n_codes, n_arena = _factorize_rows(offsets, words, data, r, hi, s_hash, s_info,
+                                              c_hash, c_start, firsts, arena, n_arena,
+                                              n_codes, codes)
     return firsts[:n_codes].copy()
 
 
