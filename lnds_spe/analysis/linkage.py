@@ -15,6 +15,7 @@ from lnds_spe.analysis._inputs import AnalysisInputError, positive_int, thread_c
 _LANES = 8  # b rows per block: their 8 counts fill one 512-bit register
 _TILE_BLOCKS = 32  # blocks of b scanned by a group of a rows in turn: 32 KiB, fits L1
 _GROUP_ROWS = 32  # a rows per task, each reusing a tile while it is in L1
+_FIRST_WIDTH = 16  # pairs stored per row of a in dice_candidates' first pass (k = None)
 
 
 @intrinsic
@@ -29,12 +30,12 @@ def _ctpop64(typingctx, value):
     return sig, codegen
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _popcounts(filters):
-    """Number of set bits of every filter."""
+    """Number of set bits of every filter (serial: waking threads costs more)."""
     n, w = filters.shape
     out = np.empty(n, dtype=np.int64)
-    for i in numba.prange(n):
+    for i in range(n):
         c = np.uint64(0)
         for j in range(w):
             c += _ctpop64(filters[i, j])
@@ -66,7 +67,7 @@ def _dice_matrix(a, b, pa, pb):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _keep(a, b, i, j, pi, pj, threshold, k, buf_s, buf_j, r, n):
     """Keep pair (i, j) in row r of the buffers if it reaches threshold (best k if k > 0);
-    the row's new count."""
+    the row's new count, which for k = 0 goes on past the buffers' width (pairs not stored)."""
     total = pi + pj
     # Dice <= 2 min(pa, pb) / (pa + pb): skip pairs that cannot reach the threshold
     if total == 0 or 2.0 * min(pi, pj) < threshold * total:
@@ -75,8 +76,9 @@ def _keep(a, b, i, j, pi, pj, threshold, k, buf_s, buf_j, r, n):
     if s < threshold:
         return n
     if k <= 0:
-        buf_s[r, n] = s
-        buf_j[r, n] = j
+        if n < buf_s.shape[1]:
+            buf_s[r, n] = s
+            buf_j[r, n] = j
         return n + 1
     if n < k or s > buf_s[r, n - 1]:
         pos = n if n < k else k - 1
@@ -242,31 +244,46 @@ def dice_candidates(filters_a: Any, filters_b: Any, threshold: float, k: int | N
     threads = thread_count(threads)
     numba.set_num_threads(threads)
     pa, pb = _popcounts(fa), _popcounts(fb)
-    width = fb.shape[0] if k_eff == 0 else min(k_eff, fb.shape[0])
-    block = int(max(threads, min(fa.shape[0], 4096, 20_000_000 // max(width, 1))))
-    buf_s = np.empty((block, max(width, 1)))
-    buf_j = np.empty((block, max(width, 1)), dtype=np.int64)
-    counts = np.empty(block, dtype=np.int64)
     fast = fa.shape[1] == 16
-    if fast:
-        lanes, bmin = _lanes(fb, pb)
-        need = _need_table(float(threshold), 2 * 64 * 16)
-    scores, rows, cols = [], [], []
-    for lo in range(0, fa.shape[0], block):
-        hi = min(fa.shape[0], lo + block)
-        if fast:
-            _candidates_block16(fa, fb, lanes, bmin, pa, pb, need, lo, hi, float(threshold),
-                                k_eff, buf_s, buf_j, counts)
-        else:
-            _candidates_block(fa, fb, pa, pb, lo, hi, float(threshold), k_eff, buf_s, buf_j,
-                              counts)
-        for r in np.flatnonzero(counts[:hi - lo]):
-            n = counts[r]
-            scores.append(buf_s[r, :n].copy())
-            cols.append(buf_j[r, :n].copy())
-            rows.append(np.full(n, lo + r, dtype=np.int64))
-    if not scores:
-        return np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
+    lanes, bmin = _lanes(fb, pb) if fast else (None, None)
+    need = _need_table(float(threshold), 2 * 64 * 16) if fast else None
+
+    def pairs(rows: np.ndarray, width: int) -> tuple[list, list, list, np.ndarray, np.ndarray]:
+        """Pairs of these rows of a, at most width per row, in blocks; the rows with more
+        (k = 0 only) and their counts."""
+        a, p = np.ascontiguousarray(fa[rows]), pa[rows]
+        block = int(max(threads, min(a.shape[0], 4096, 20_000_000 // width)))
+        buf_s = np.empty((block, width))
+        buf_j = np.empty((block, width), dtype=np.int64)
+        counts = np.empty(block, dtype=np.int64)
+        parts = ([np.empty(0)], [np.empty(0, np.int64)], [np.empty(0, np.int64)])
+        over, over_n = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+        for lo in range(0, a.shape[0], block):
+            hi = min(a.shape[0], lo + block)
+            if fast:
+                _candidates_block16(a, fb, lanes, bmin, p, pb, need, lo, hi, float(threshold),
+                                    k_eff, buf_s, buf_j, counts)
+            else:
+                _candidates_block(a, fb, p, pb, lo, hi, float(threshold), k_eff, buf_s, buf_j,
+                                  counts)
+            n = counts[:hi - lo]
+            full = n > width
+            over.append(rows[lo:hi][full])
+            over_n.append(n[full])
+            n = np.where(full, 0, n)
+            kept = np.arange(width) < n[:, None]
+            parts[0].append(buf_s[:hi - lo][kept])
+            parts[1].append(np.repeat(rows[lo:hi], n))
+            parts[2].append(buf_j[:hi - lo][kept])
+        return *parts, np.concatenate(over), np.concatenate(over_n)
+
+    # a first pass stores a few pairs per row (buffers of every pair per row would be huge and
+    # sparse), then the rows with more are done again with room for all
+    width = max(1, min(k_eff or _FIRST_WIDTH, fb.shape[0]))
+    scores, rows, cols, over, over_n = pairs(np.arange(fa.shape[0]), width)
+    if over.size:
+        more = pairs(over, int(over_n.max()))
+        scores, rows, cols = scores + more[0], rows + more[1], cols + more[2]
     s, i, j = np.concatenate(scores), np.concatenate(rows), np.concatenate(cols)
     order = np.lexsort((j, i, -s))
     return s[order], i[order], j[order]

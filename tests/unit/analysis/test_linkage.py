@@ -96,3 +96,19 @@ def test_dice_candidates_every_width_matches_reference(bits, threshold, k):
         np.testing.assert_array_equal(ia, ri)
         np.testing.assert_array_equal(ib, rj)
         np.testing.assert_array_equal(scores, s)
+
+
+@pytest.mark.parametrize("bits", [512, 1024])
+def test_dice_candidates_rows_with_many_pairs_and_empty_sides(bits):
+    # rows with more pairs than the first pass stores are done again with room for all
+    a = random_filters(30, bits=bits, density=0.5, seed=8)
+    b = np.concatenate([np.repeat(a[:2], 40, axis=0), random_filters(50, bits=bits, seed=9)])
+    for threshold in (0.0, 0.55, 0.9):
+        scores, ia, ib = dice_candidates(a, b, threshold)
+        s, ri, rj = expected_pairs(a, b, threshold)
+        np.testing.assert_array_equal(ia, ri)
+        np.testing.assert_array_equal(ib, rj)
+        np.testing.assert_array_equal(scores, s)
+    for x, y in ((a[:0], b), (a, b[:0])):
+        scores, ia, ib = dice_candidates(x, y, 0.5)
+        assert scores.size == ia.size == ib.size == 0 and ia.dtype == np.int64
