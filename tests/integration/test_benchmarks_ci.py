@@ -13,7 +13,7 @@ from benchmarks import harness
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = {"A", "B", "C", "D", "E", "F", "H"}
-ROUND_ROBIN = {"A", "B", "C", "D", "E"}
+ROUND_ROBIN = {"A", "B", "C", "D", "E", "F"}
 PROBED = {"A", "B", "D", "E"}
 
 

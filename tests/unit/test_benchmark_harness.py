@@ -90,5 +90,6 @@ def test_load_watch_presample_records_other_processes_before_the_workload():
     watch = harness.LoadWatch()
     watch.start(presample_s=0.3)
     load = watch.stop()
-    assert 0 <= load["foreign_cpu_cores_before"] <= (harness.os.cpu_count() or 1)
+    # /proc/stat ticks and wall time are read apart: allow a tick's worth over the core count
+    assert 0 <= load["foreign_cpu_cores_before"] <= (harness.os.cpu_count() or 1) + 0.2
     assert "foreign_cpu_cores" in load
