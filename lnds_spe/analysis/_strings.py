@@ -42,8 +42,8 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
     limit = s_hash.shape[0] // 2
     row_words = np.empty(8, dtype=np.uint64)
     for r in range(start, hi):
-        s0 = np.int64(offsets[r])
-        s1 = np.int64(offsets[r + 1])
+        s0 = np.int64(offsets[np.uint64(r)])  # unsigned: no negative-index wraparound
+        s1 = np.int64(offsets[np.uint64(r + 1)])
         length = s1 - s0
         if (length + 7) // 8 > row_words.shape[0]:
             row_words = np.empty((length + 7) // 8, dtype=np.uint64)
@@ -55,16 +55,16 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
             k = p >> 3
             shift = p & 7
             if ((p + n - 1) >> 3) < n_words:
-                w = words[k] >> np.uint64(8 * shift)
+                w = words[np.uint64(k)] >> np.uint64(8 * shift)
                 if shift + n > 8:
-                    w |= words[k + 1] << np.uint64(64 - 8 * shift)
+                    w |= words[np.uint64(k + 1)] << np.uint64(64 - 8 * shift)
             else:  # the tail of the buffer past its last whole aligned word
                 w = np.uint64(0)
                 for i in range(n):
                     w |= np.uint64(data[p + i]) << np.uint64(8 * i)
             if n < 8:
                 w &= (np.uint64(1) << np.uint64(8 * n)) - np.uint64(1)
-            row_words[j] = w
+            row_words[np.uint64(j)] = w
             h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
             h *= _MUL
             p += 8
@@ -79,10 +79,10 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
                 break
             if s_hash[slot] == h:
                 a = info >> 32
-                same = arena[a] == np.uint64(length)
+                same = arena[np.uint64(a)] == np.uint64(length)
                 i = 0 if length > 8 else j
                 while same and i < j:
-                    same = arena[a + 1 + i] == row_words[i]
+                    same = arena[np.uint64(a + 1 + i)] == row_words[np.uint64(i)]
                     i += 1
                 if same:
                     break
@@ -102,7 +102,7 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
             n_codes += 1
         else:
             c = info & 0xFFFFFFFF
-        codes[r] = c
+        codes[np.uint64(r)] = c
     return hi, n_codes, n_arena
 
 
