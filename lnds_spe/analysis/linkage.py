@@ -248,10 +248,10 @@ def dice_candidates(filters_a: Any, filters_b: Any, threshold: float, k: int | N
     lanes, bmin = _lanes(fb, pb) if fast else (None, None)
     need = _need_table(float(threshold), 2 * 64 * 16) if fast else None
 
-    def pairs(rows: np.ndarray, width: int) -> tuple[list, list, list, np.ndarray, np.ndarray]:
-        """Pairs of these rows of a, at most width per row, in blocks; the rows with more
-        (k = 0 only) and their counts."""
-        a, p = np.ascontiguousarray(fa[rows]), pa[rows]
+    def pairs(a: np.ndarray, p: np.ndarray, rows: np.ndarray,
+              width: int) -> tuple[list, list, list, np.ndarray, np.ndarray]:
+        """Pairs of a (rows `rows` of fa, popcounts p), at most width per row, in blocks; the
+        rows with more (k = 0 only) and their counts."""
         block = int(max(threads, min(a.shape[0], 4096, 20_000_000 // width)))
         buf_s = np.empty((block, width))
         buf_j = np.empty((block, width), dtype=np.int64)
@@ -280,9 +280,9 @@ def dice_candidates(filters_a: Any, filters_b: Any, threshold: float, k: int | N
     # a first pass stores a few pairs per row (buffers of every pair per row would be huge and
     # sparse), then the rows with more are done again with room for all
     width = max(1, min(k_eff or _FIRST_WIDTH, fb.shape[0]))
-    scores, rows, cols, over, over_n = pairs(np.arange(fa.shape[0]), width)
+    scores, rows, cols, over, over_n = pairs(fa, pa, np.arange(fa.shape[0]), width)
     if over.size:
-        more = pairs(over, int(over_n.max()))
+        more = pairs(np.ascontiguousarray(fa[over]), pa[over], over, int(over_n.max()))
         scores, rows, cols = scores + more[0], rows + more[1], cols + more[2]
     s, i, j = np.concatenate(scores), np.concatenate(rows), np.concatenate(cols)
     order = np.lexsort((j, i, -s))
