@@ -46,7 +46,7 @@ _SYNC = "sync"
 _NANIO_KEYS = {"NANIO_ACCESS_KEY": "bench-access", "NANIO_SECRET_KEY": "bench-secret-0123456789"}
 
 
-def _write_random(path: Path, size: int) -> None:
+def write_random(path: Path, size: int) -> None:
     """A file of `size` random bytes, written in 8 MiB pieces."""
     with open(path, "wb") as out:
         left = size
@@ -262,7 +262,7 @@ def run(scale: str, threads: int) -> dict:
     saved_env = {k: os.environ.get(k) for k in _s3_environment("")}
     try:
         source = work / "plain.bin"
-        _write_random(source, size)
+        write_random(source, size)
         expected = _sha256(source)
         secret_key = os.urandom(32)
         public_key = sodium.derive_pk(secret_key)

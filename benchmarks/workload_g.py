@@ -176,10 +176,10 @@ def small_dataset(folder: Path) -> Path:
 
 def big_dataset(folder: Path, size: int) -> Path:
     """The big project's dataset: one file of `size` random bytes."""
-    from benchmarks.workload_f import _write_random
+    from benchmarks.workload_f import write_random
 
     folder.mkdir(parents=True)
-    _write_random(folder / "measurements.bin", size)
+    write_random(folder / "measurements.bin", size)
     return folder
 
 
