@@ -446,40 +446,70 @@ class TimeSeriesStore:
         return self.rollups[use_rollup]
 
 
+_SCAN_BLOCK = 4096  # rows per block: threads take blocks round-robin, so a window is shared
+
+
+@numba.njit(cache=True, nogil=True)
+def _fold_rows(ts, ids, vs, t0, t1, check_time, slot, acc):
+    """Fold rows with slot[id] >= 0 (and, with `check_time`, t0 <= time < t1) into acc: per
+    slot k, the sum of non-NaN values at 2k, their count at 2k + 1. Returns the rows with a
+    negative id."""
+    n_ids = np.uint64(slot.shape[0])
+    negative = 0
+    for i in range(ids.shape[0]):
+        if check_time and (ts[i] < t0 or ts[i] >= t1):
+            continue
+        s = ids[i]
+        if np.uint64(s) < n_ids:  # negative ids wrap to huge: one test for both
+            k = slot[np.uint64(s)]
+            if k >= 0:
+                v = vs[i]
+                if v == v:
+                    acc[np.uint64(2 * k)] += v
+                    acc[np.uint64(2 * k + 1)] += 1.0
+        elif s < 0:
+            negative += 1
+    return negative
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_blocks(times, series, values, lo, hi, t0, t1, check_time, slot, acc, first, step):
+    """Fold blocks first, first + step, ... of rows lo..hi-1 into acc (see `_fold_rows`).
+
+    With `check_time`, a block whose times are all outside [t0, t1) is skipped after one
+    vectorised min/max pass, and one wholly inside is folded without testing times."""
+    negative = 0
+    for a in range(lo + first * _SCAN_BLOCK, hi, step * _SCAN_BLOCK):
+        b = min(hi, a + _SCAN_BLOCK)
+        ts, ids, vs = times[a:b], series[a:b], values[a:b]  # from 0: no wrap-around checks
+        partial = False
+        if check_time:
+            low = ts[0]
+            high = ts[0]
+            for i in range(ts.shape[0]):
+                low = min(low, ts[i])
+                high = max(high, ts[i])
+            if high < t0 or low >= t1:
+                continue
+            partial = low < t0 or high >= t1
+        if partial:
+            negative += _fold_rows(ts, ids, vs, t0, t1, True, slot, acc)
+        else:
+            negative += _fold_rows(ts, ids, vs, t0, t1, False, slot, acc)
+    return negative
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_time, threads):
-    """Per-slot sum/count over rows lo..hi-1 with t0 <= time < t1 (tested first, and only with
+    """Per-slot sum/count over rows lo..hi-1 with t0 <= time < t1 (tested only with
     `check_time`) and slot[id] >= 0; also counts the negative ids of those rows."""
-    n_ids = slot.shape[0]
-    sums = np.zeros((threads, n_slots))
-    counts = np.zeros((threads, n_slots), dtype=np.int64)
+    acc = np.zeros((threads, 2 * n_slots))
     negatives = np.zeros(threads, dtype=np.int64)
-    chunk = (hi - lo + threads - 1) // threads
     for t in numba.prange(threads):
-        a = min(hi, lo + t * chunk)
-        b = min(hi, a + chunk)
-        # slices indexed from 0: no wrap-around checks; an id or value is read only in the window
-        ts, ids, vs = times[a:b], series[a:b], values[a:b]
-        part_sums = np.zeros(n_slots)
-        part_counts = np.zeros(n_slots, dtype=np.int64)
-        negative = 0
-        for i in range(ids.shape[0]):
-            if check_time and (ts[i] < t0 or ts[i] >= t1):
-                continue
-            s = ids[i]
-            if np.uint64(s) < np.uint64(n_ids):  # negative ids wrap to huge: one test for both
-                k = slot[np.uint64(s)]
-                if k >= 0:
-                    v = vs[i]
-                    if v == v:
-                        part_sums[k] += v
-                        part_counts[k] += 1
-            elif s < 0:
-                negative += 1
-        sums[t] = part_sums
-        counts[t] = part_counts
-        negatives[t] = negative
-    return sums.sum(axis=0), counts.sum(axis=0), negatives.sum()
+        negatives[t] = _scan_blocks(times, series, values, lo, hi, t0, t1, check_time, slot,
+                                    acc[t], t, threads)
+    total = acc.sum(axis=0)
+    return total[0::2], total[1::2].astype(np.int64), negatives.sum()
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -502,7 +532,8 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     """Mean and count per series id over [start, stop), straight from long-format columns.
 
     No store is built. Every row's time is read, and its id and value only when the time is in
-    the window; with `time_sorted`, binary search finds the window and only its ids and values
+    the window; threads take blocks of rows round-robin, so a window in time-ordered data is
+    shared. With `time_sorted`, binary search finds the window and only its ids and values
     are read.
 
     Parameters

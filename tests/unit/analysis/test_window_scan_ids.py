@@ -1,9 +1,10 @@
-"""window_scan reads the id column once when told the wanted ids, and still refuses negatives."""
+"""window_scan: the wanted ids, negative ids, and blocks in, across or outside the window."""
 
 import numpy as np
 import pytest
 
 from lnds_spe.analysis import AnalysisInputError, window_scan
+from lnds_spe.analysis.timeseries import _SCAN_BLOCK
 
 
 def test_wanted_ids_beyond_the_data_are_answered_with_count_zero():
@@ -63,3 +64,48 @@ def test_ids_above_the_largest_wanted_and_an_empty_wanted_list_are_ignored():
     np.testing.assert_array_equal(out["count"], _expected(times, series, values, 0, 30, [1])[0])
     empty = window_scan(times, series, values, 0, 30, wanted=[-3])
     assert empty["series"].size == 0 and empty["count"].size == 0
+
+
+def _long_rows(order):
+    """Three blocks and a bit of rows, time i at row i, ids 0..6 with NaNs; shuffled or not."""
+    n = 3 * _SCAN_BLOCK + 17
+    rng = np.random.default_rng(5)
+    times = np.arange(n, dtype=np.int64)
+    series = rng.integers(0, 7, n).astype(np.int32)
+    values = rng.normal(size=n).astype(np.float32)
+    values[::11] = np.nan
+    pick = rng.permutation(n) if order == "shuffled" else np.arange(n)
+    return times[pick], series[pick], values[pick]
+
+
+B = _SCAN_BLOCK
+
+
+@pytest.mark.parametrize("window", [(B, 2 * B), (B - 1, 2 * B + 1), (B + 1, 2 * B - 1),
+                                    (5, B + 3), (0, 3 * B + 17), (3 * B, 4 * B), (2 * B, 2 * B)])
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+@pytest.mark.parametrize("wanted", [None, [6, 1, 3]])
+def test_blocks_wholly_in_partly_in_and_outside_the_window_on_1_and_2_threads(window, order,
+                                                                              wanted):
+    rows = _long_rows(order)
+    ids = np.arange(7) if wanted is None else np.array([1, 3, 6])
+    count, mean = _expected(*rows, *window, ids)
+    modes = (False, True) if order == "sorted" else (False,)
+    for time_sorted in modes:
+        for threads in (1, 2):
+            out = window_scan(*rows, *window, wanted=wanted, time_sorted=time_sorted,
+                              threads=threads)
+            np.testing.assert_array_equal(out["count"], count)
+            np.testing.assert_allclose(out["mean"], mean, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+@pytest.mark.parametrize("time_sorted", [False, True])
+def test_inputs_smaller_than_a_block_and_than_the_threads(n, time_sorted):
+    times = np.arange(n, dtype=np.int64)
+    series = np.zeros(n, dtype=np.int32)
+    values = np.arange(n, dtype=np.float32)
+    out = window_scan(times, series, values, 0, 2, wanted=[0], time_sorted=time_sorted,
+                      threads=2)
+    np.testing.assert_array_equal(out["count"], [min(n, 2)])
+    np.testing.assert_allclose(out["mean"], [0.5 if n > 1 else 0.0 if n else np.nan])
