@@ -1,4 +1,4 @@
-"""factorize on many distinct long strings, split over threads, agrees with pandas."""
+"""factorize on short and long strings, many distinct, split over threads, agrees with pandas."""
 
 import numpy as np
 import pandas as pd
@@ -31,3 +31,36 @@ def test_strings_longer_than_the_first_arena_and_equal_prefixes_match_pandas(thr
     ref_codes, ref_uniques = pd.factorize(np.asarray(rows, dtype=object))
     np.testing.assert_array_equal(codes, ref_codes)
     assert uniques.tolist() == ref_uniques.tolist()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_short_strings_sharing_bytes_and_mixed_with_long_match_pandas(threads):
+    rng = np.random.default_rng(2)
+    # up to 8 bytes differing only in the last byte, or only in length (trailing NULs), plus
+    # the empty string; longer ones share their first 8 bytes with a short one
+    short = ["", "\x00", "\x00\x00", "a", "ab", "abcdefg", "abcdefgh", "abcdefg\x00"]
+    short += [f"abcdef{i:02d}" for i in range(100)] + [f"key{i}" for i in range(3000)]
+    long = [s + "tail" for s in short[5:200]] + ["abcdefgh" * 3]
+    distinct = short + long
+    rows = [distinct[i] for i in rng.integers(0, len(distinct), 200_000)]
+    rows[-1] = "z"  # a short string ending the data buffer, past its last whole word
+    arr = pa.array(rows)
+    _, offsets, data = arr.buffers()
+    unaligned = pa.StringArray.from_buffers(len(rows), offsets,
+                                            pa.py_buffer(b"." + data.to_pybytes())[1:])
+    ref_codes, ref_uniques = pd.factorize(np.asarray(rows, dtype=object))
+    for keys in (arr, unaligned):
+        codes, uniques = factorize(keys, threads=threads)
+        np.testing.assert_array_equal(codes, ref_codes)
+        assert uniques.tolist() == ref_uniques.tolist()
+    codes, _ = factorize(arr.slice(3), threads=threads)
+    np.testing.assert_array_equal(codes, pd.factorize(np.asarray(rows[3:], dtype=object))[0])
+
+def test_one_and_two_threads_give_the_same_codes():
+    rng = np.random.default_rng(3)
+    labels = [f"id{i:03d}" for i in range(100)] + [f"long-label-{i:06d}" for i in range(5000)]
+    arr = pa.array([labels[i] for i in rng.integers(0, len(labels), 100_000)])
+    codes1, uniques1 = factorize(arr, threads=1)
+    codes2, uniques2 = factorize(arr, threads=2)
+    np.testing.assert_array_equal(codes1, codes2)
+    assert uniques1.tolist() == uniques2.tolist()
