@@ -446,7 +446,9 @@ class TimeSeriesStore:
         return self.rollups[use_rollup]
 
 
-_SCAN_BLOCK = 4096  # rows per block: threads take blocks round-robin, so a window is shared
+_SCAN_BLOCK = 4096  # rows per block: the unit of the time pre-test and of the work sharing
+_SCAN_CHUNK = 8  # blocks a thread takes at a time: idle threads take the next ones, so a
+# window in time-ordered data, or a core busy with another process, does not stall the scan
 
 
 @numba.njit(cache=True, nogil=True)
@@ -473,41 +475,38 @@ def _fold_rows(ts, ids, vs, t0, t1, check_time, slot, acc):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_blocks(times, series, values, lo, hi, t0, t1, check_time, slot, acc, first, step):
-    """Fold blocks first, first + step, ... of rows lo..hi-1 into acc (see `_fold_rows`).
-
-    With `check_time`, a block whose times are all outside [t0, t1) is skipped after one
-    vectorised min/max pass, and one wholly inside is folded without testing times."""
-    negative = 0
-    for a in range(lo + first * _SCAN_BLOCK, hi, step * _SCAN_BLOCK):
-        b = min(hi, a + _SCAN_BLOCK)
-        ts, ids, vs = times[a:b], series[a:b], values[a:b]  # from 0: no wrap-around checks
-        partial = False
-        if check_time:
-            low = ts[0]
-            high = ts[0]
-            for i in range(ts.shape[0]):
-                low = min(low, ts[i])
-                high = max(high, ts[i])
-            if high < t0 or low >= t1:
-                continue
-            partial = low < t0 or high >= t1
-        if partial:
-            negative += _fold_rows(ts, ids, vs, t0, t1, True, slot, acc)
-        else:
-            negative += _fold_rows(ts, ids, vs, t0, t1, False, slot, acc)
-    return negative
+def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, acc):
+    """Fold rows a..b-1 into acc (see `_fold_rows`). With `check_time`, a block whose times
+    are all outside [t0, t1) is skipped after one vectorised min/max pass, and one wholly
+    inside is folded without testing times."""
+    ts, ids, vs = times[a:b], series[a:b], values[a:b]  # from 0: no wrap-around checks
+    if not check_time or ts.shape[0] == 0:
+        return _fold_rows(ts, ids, vs, t0, t1, False, slot, acc)
+    low = ts[0]
+    high = ts[0]
+    for i in range(ts.shape[0]):
+        low = min(low, ts[i])
+        high = max(high, ts[i])
+    if high < t0 or low >= t1:
+        return 0
+    return _fold_rows(ts, ids, vs, t0, t1, low < t0 or high >= t1, slot, acc)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_time, threads):
+def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_time,
+                 threads):
     """Per-slot sum/count over rows lo..hi-1 with t0 <= time < t1 (tested only with
-    `check_time`) and slot[id] >= 0; also counts the negative ids of those rows."""
+    `check_time`) and slot[id] >= 0; also counts the negative ids of those rows. Run it with a
+    parallel chunk size set: threads then take chunks of blocks as they become free, each
+    folding into its own accumulator."""
     acc = np.zeros((threads, 2 * n_slots))
     negatives = np.zeros(threads, dtype=np.int64)
-    for t in numba.prange(threads):
-        negatives[t] = _scan_blocks(times, series, values, lo, hi, t0, t1, check_time, slot,
-                                    acc[t], t, threads)
+    n_blocks = (hi - lo + _SCAN_BLOCK - 1) // _SCAN_BLOCK
+    for j in numba.prange(n_blocks):
+        t = numba.get_thread_id()
+        a = lo + j * _SCAN_BLOCK
+        negatives[t] += _scan_block(times, series, values, a, min(hi, a + _SCAN_BLOCK), t0, t1,
+                                    check_time, slot, acc[t])
     total = acc.sum(axis=0)
     return total[0::2], total[1::2].astype(np.int64), negatives.sum()
 
@@ -532,9 +531,9 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     """Mean and count per series id over [start, stop), straight from long-format columns.
 
     No store is built. Every row's time is read, and its id and value only when the time is in
-    the window; threads take blocks of rows round-robin, so a window in time-ordered data is
-    shared. With `time_sorted`, binary search finds the window and only its ids and values
-    are read.
+    the window; threads take blocks of rows as they become free, so a window in time-ordered
+    data is shared (the order of the sums, hence a mean's last bits, may vary between runs).
+    With `time_sorted`, binary search finds the window and only its ids and values are read.
 
     Parameters
     ----------
@@ -582,8 +581,12 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     if time_sorted:
         lo = int(np.searchsorted(t, start, side="left"))
         hi = max(lo, int(np.searchsorted(t, stop, side="left")))
-    sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), slot,
-                                           keep.size, not time_sorted, threads)
+    previous = numba.set_parallel_chunksize(_SCAN_CHUNK)
+    try:
+        sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), slot,
+                                               keep.size, not time_sorted, threads)
+    finally:
+        numba.set_parallel_chunksize(previous)
     if negatives:
         raise negative_ids
     return {"series": keep, "count": counts, "mean": _mean_or_nan(sums, counts)}

@@ -109,3 +109,11 @@ def test_inputs_smaller_than_a_block_and_than_the_threads(n, time_sorted):
                       threads=2)
     np.testing.assert_array_equal(out["count"], [min(n, 2)])
     np.testing.assert_allclose(out["mean"], [0.5 if n > 1 else 0.0 if n else np.nan])
+
+
+def test_the_parallel_chunk_size_is_restored():
+    import numba
+
+    before = numba.get_parallel_chunksize()
+    window_scan(*_long_rows("sorted"), 0, B, threads=2)
+    assert numba.get_parallel_chunksize() == before
