@@ -8,6 +8,7 @@ import numpy as np
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _START_SLOTS = 1024
 _YIELD_ROWS = 64
+_SAMPLE_ROWS = 4096
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,6 +187,23 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
 
 
 @numba.njit(cache=True, nogil=True)
+def _make_room(offsets, r, hi, n_codes, n_arena, s_hash, s_info, c_hash, c_start, firsts,
+               arena):
+    """The tables with the slot table doubled at half load, or the arena if row r overflows it."""
+    need = 2 + (np.int64(offsets[r + 1]) - np.int64(offsets[r])) // 8 if r < hi else 0
+    if n_codes == s_hash.shape[0] // 2:
+        c_hash = np.concatenate((c_hash, np.empty_like(c_hash)))
+        c_start = np.concatenate((c_start, np.empty_like(c_start)))
+        firsts = np.concatenate((firsts, np.empty_like(firsts)))
+        s_hash, s_info = _grow(s_hash.shape[0] * 2, c_hash, c_start, n_codes)
+    elif n_arena + need > arena.shape[0]:
+        arena = np.concatenate((arena, np.empty(max(arena.shape[0], need), np.uint64)))
+        if arena.shape[0] >= 1 << 31:
+            raise ValueError("factorize: the distinct strings pass 16 GiB")
+    return s_hash, s_info, c_hash, c_start, firsts, arena
+
+
+@numba.njit(cache=True, nogil=True)
 def factorize_range(offsets, words, data, lo, hi, codes):
     """Codes (first-seen order within lo..hi-1) written to codes[lo:hi]; returns first rows.
 
@@ -205,17 +223,172 @@ def factorize_range(offsets, words, data, lo, hi, codes):
         r, n_codes, n_arena = _factorize_rows(offsets, words, data, r, hi, s_hash, s_info,
                                               c_hash, c_start, firsts, arena, n_arena,
                                               n_codes, codes)
-        need = 2 + (np.int64(offsets[r + 1]) - np.int64(offsets[r])) // 8 if r < hi else 0
-        if n_codes == s_hash.shape[0] // 2:
-            c_hash = np.concatenate((c_hash, np.empty_like(c_hash)))
-            c_start = np.concatenate((c_start, np.empty_like(c_start)))
-            firsts = np.concatenate((firsts, np.empty_like(firsts)))
-            s_hash, s_info = _grow(s_hash.shape[0] * 2, c_hash, c_start, n_codes)
-        elif n_arena + need > arena.shape[0]:
-            arena = np.concatenate((arena, np.empty(max(arena.shape[0], need), np.uint64)))
-            if arena.shape[0] >= 1 << 31:
-                raise ValueError("factorize: the distinct strings pass 16 GiB")
+        s_hash, s_info, c_hash, c_start, firsts, arena = _make_room(
+            offsets, r, hi, n_codes, n_arena, s_hash, s_info, c_hash, c_start, firsts, arena)
     return firsts[:n_codes].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_rows(offsets, words, data, lo, hi, hashes):
+    """The hash of rows lo..hi-1 (as _factorize_rows computes it) written to hashes[lo:hi]."""
+    n_words = np.uint64(words.shape[0])
+    for r in range(lo, hi):
+        s0 = np.int64(offsets[np.uint64(r)])
+        s1 = np.int64(offsets[np.uint64(r + 1)])
+        length = s1 - s0
+        h = np.uint64(length) * _MUL
+        for p in range(s0, max(s1, s0 + 1), 8):
+            k = np.uint64(p >> 3)
+            if k + np.uint64(1) < n_words:
+                shift = np.uint64(8 * (p & 7))
+                w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
+                                           << (np.uint64(63) - shift))
+            else:  # the tail of the buffer
+                w = np.uint64(0)
+                for i in range(min(8, s1 - p)):
+                    w |= np.uint64(data[p + i]) << np.uint64(8 * i)
+            half = np.uint64(4 * min(8, s1 - p))
+            w &= ((np.uint64(1) << half) << half) - np.uint64(1)
+            if length <= 8:
+                h = _short_hash(w, length)
+            else:
+                h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
+                h *= _MUL
+        if length > 8:
+            h ^= h >> np.uint64(32)
+            h *= _MUL
+            h ^= h >> np.uint64(29)
+        hashes[np.uint64(r)] = h
+
+
+@numba.njit(cache=True, nogil=True)
+def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_info, c_hash,
+                    c_start, firsts, arena, n_arena, n_codes, codes):
+    """As _factorize_rows, for the rows whose hash falls in one partition, hashes given.
+
+    Row r gets code c * parts + part, c counting that partition's strings in first-seen
+    order.
+    """
+    n = hashes.shape[0]
+    mask = np.uint64(s_hash.shape[0] - 1)
+    limit = s_hash.shape[0] // 2
+    n_words = np.uint64(words.shape[0])
+    row_words = np.empty(8, dtype=np.uint64)
+    mine, n_parts = np.uint64(part), np.uint64(parts)
+    for r in range(start, n):
+        h = hashes[np.uint64(r)]
+        if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) != mine:
+            continue
+        s0 = np.int64(offsets[np.uint64(r)])
+        s1 = np.int64(offsets[np.uint64(r + 1)])
+        length = s1 - s0
+        j = (length + 7) // 8
+        if j > row_words.shape[0]:
+            row_words = np.empty(j, dtype=np.uint64)
+        for i in range(j):
+            p = s0 + 8 * i
+            k = np.uint64(p >> 3)
+            if k + np.uint64(1) < n_words:
+                shift = np.uint64(8 * (p & 7))
+                w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
+                                           << (np.uint64(63) - shift))
+            else:  # the tail of the buffer
+                w = np.uint64(0)
+                for b in range(min(8, s1 - p)):
+                    w |= np.uint64(data[p + b]) << np.uint64(8 * b)
+            half = np.uint64(4 * min(8, s1 - p))
+            row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+        slot = h & mask
+        while True:
+            info = s_info[slot]
+            if info == -1:
+                break
+            if s_hash[slot] == h:
+                a = info >> 32
+                same = arena[np.uint64(a)] == np.uint64(length)
+                i = 0 if length > 8 else j
+                while same and i < j:
+                    same = arena[np.uint64(a + 1 + i)] == row_words[np.uint64(i)]
+                    i += 1
+                if same:
+                    break
+            slot = (slot + np.uint64(1)) & mask
+        if info == -1:
+            if n_codes == limit or n_arena + 1 + j > arena.shape[0]:
+                return r, n_codes, n_arena
+            c = n_codes
+            arena[n_arena] = np.uint64(length)
+            arena[n_arena + 1:n_arena + 1 + j] = row_words[:j]
+            c_hash[c] = h
+            c_start[c] = n_arena
+            firsts[c] = r
+            s_hash[slot] = h
+            s_info[slot] = (n_arena << 32) | c
+            n_arena += 1 + j
+            n_codes += 1
+        else:
+            c = info & 0xFFFFFFFF
+        codes[np.uint64(r)] = c * parts + part
+    return n, n_codes, n_arena
+
+
+@numba.njit(cache=True, nogil=True)
+def _factorize_partition(offsets, words, data, hashes, part, parts, codes):
+    """As factorize_range, for the rows of one hash partition; returns its first rows."""
+    n = hashes.shape[0]
+    s_hash, s_info = _grow(_START_SLOTS, np.empty(0, np.uint64), np.empty(0, np.int64), 0)
+    c_hash = np.empty(_START_SLOTS // 2, dtype=np.uint64)
+    c_start = np.empty(_START_SLOTS // 2, dtype=np.int64)
+    firsts = np.empty(_START_SLOTS // 2, dtype=np.int64)
+    arena = np.empty(_START_SLOTS * 4, dtype=np.uint64)
+    r, n_codes, n_arena = 0, 0, 0
+    while r < n:
+        r, n_codes, n_arena = _partition_rows(offsets, words, data, hashes, part, parts, r,
+                                              s_hash, s_info, c_hash, c_start, firsts, arena,
+                                              n_arena, n_codes, codes)
+        s_hash, s_info, c_hash, c_start, firsts, arena = _make_room(
+            offsets, r, n, n_codes, n_arena, s_hash, s_info, c_hash, c_start, firsts, arena)
+    return firsts[:n_codes].copy()
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _factorize_by_hash(offsets, words, data, threads):
+    """Int32 codes in first-seen order and each code's first row, each thread owning a hash range.
+
+    Rows are hashed in parallel chunks; each thread then codes the strings of its own hash
+    partition (a table of a 1/threads share of the distinct strings), the partitions' first
+    rows are merged in row order, and every row's code is remapped to its rank.
+    """
+    n = offsets.shape[0] - 1
+    chunk = (n + threads - 1) // threads
+    hashes = np.empty(n, dtype=np.uint64)
+    for t in numba.prange(threads):
+        _hash_rows(offsets, words, data, min(n, t * chunk), min(n, (t + 1) * chunk), hashes)
+    codes = np.empty(n, dtype=np.int32)
+    part_firsts = [np.empty(0, dtype=np.int64) for _ in range(threads)]
+    for t in numba.prange(threads):
+        part_firsts[t] = _factorize_partition(offsets, words, data, hashes, t, threads, codes)
+    total = 0
+    longest = 0
+    for t in range(threads):
+        total += part_firsts[t].shape[0]
+        longest = max(longest, part_firsts[t].shape[0])
+    rank = np.empty(longest * threads, dtype=np.int32)
+    rows = np.empty(total, dtype=np.int64)
+    pos = np.zeros(threads, dtype=np.int64)
+    for g in range(total):  # merge the partitions' ascending first rows
+        best = -1
+        for t in range(threads):
+            if pos[t] < part_firsts[t].shape[0] and (
+                    best == -1 or part_firsts[t][pos[t]] < part_firsts[best][pos[best]]):
+                best = t
+        rows[g] = part_firsts[best][pos[best]]
+        rank[pos[best] * threads + best] = g
+        pos[best] += 1
+    for t in numba.prange(threads):
+        for i in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
+            codes[i] = rank[codes[i]]
+    return codes, rows
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -302,3 +475,18 @@ def apply_remap(indices, remap, threads):
         for i in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
             out[i] = remap[indices[i]]
     return out
+
+
+def factorize_strings(offsets, words, data, threads):
+    """Int32 codes in first-seen order and each code's first row, by the faster parallel plan.
+
+    A sample of the first rows picks it: few distinct strings are coded per row chunk and
+    merged (factorize_parallel); many are split by hash over threads (_factorize_by_hash).
+    """
+    n = offsets.shape[0] - 1
+    if threads > 1 and n > _SAMPLE_ROWS * threads:
+        sample = np.empty(_SAMPLE_ROWS, dtype=np.int32)
+        distinct = factorize_range(offsets, words, data, 0, _SAMPLE_ROWS, sample).shape[0]
+        if 4 * distinct > _SAMPLE_ROWS:
+            return _factorize_by_hash(offsets, words, data, threads)
+    return factorize_parallel(offsets, words, data, threads)

@@ -16,7 +16,7 @@ from lnds_spe.analysis._inputs import (
     to_numpy,
 )
 from lnds_spe.analysis._reduce import fused_reduce, slot_layout
-from lnds_spe.analysis._strings import apply_remap, factorize_parallel, first_seen_remap
+from lnds_spe.analysis._strings import apply_remap, factorize_strings, first_seen_remap
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -351,6 +351,6 @@ def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.nda
     offsets, words, data, arrow_arr = buffers
     if offsets.shape[0] <= 1:
         return np.empty(0, np.int32), np.empty(0, dtype=object)
-    codes, first_rows = factorize_parallel(offsets, words, data, threads)
+    codes, first_rows = factorize_strings(offsets, words, data, threads)
     uniques = arrow_arr.take(first_rows).to_numpy(zero_copy_only=False)
     return codes, uniques

@@ -56,9 +56,10 @@ def test_short_strings_sharing_bytes_and_mixed_with_long_match_pandas(threads):
     codes, _ = factorize(arr.slice(3), threads=threads)
     np.testing.assert_array_equal(codes, pd.factorize(np.asarray(rows[3:], dtype=object))[0])
 
-def test_one_and_two_threads_give_the_same_codes():
+@pytest.mark.parametrize("n_long", [0, 5000])  # few distinct: row chunks; many: hash split
+def test_one_and_two_threads_give_the_same_codes(n_long):
     rng = np.random.default_rng(3)
-    labels = [f"id{i:03d}" for i in range(100)] + [f"long-label-{i:06d}" for i in range(5000)]
+    labels = [f"id{i:03d}" for i in range(100)] + [f"long-label-{i:06d}" for i in range(n_long)]
     arr = pa.array([labels[i] for i in rng.integers(0, len(labels), 100_000)])
     codes1, uniques1 = factorize(arr, threads=1)
     codes2, uniques2 = factorize(arr, threads=2)
