@@ -9,6 +9,7 @@ _MUL = np.uint64(0x9E3779B97F4A7C15)
 _START_SLOTS = 1024
 _YIELD_ROWS = 64
 _SAMPLE_ROWS = 4096
+_FIXED_WORDS = 5  # strings up to 40 bytes are loaded as 5 words in _hash_rows/_partition_rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -237,23 +238,35 @@ def _hash_rows(offsets, words, data, lo, hi, hashes):
         s1 = np.int64(offsets[np.uint64(r + 1)])
         length = s1 - s0
         h = np.uint64(length) * _MUL
-        for p in range(s0, max(s1, s0 + 1), 8):
-            k = np.uint64(p >> 3)
-            if k + np.uint64(1) < n_words:
-                shift = np.uint64(8 * (p & 7))
+        base = np.uint64(s0 >> 3)
+        if 8 < length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words:
+            shift = np.uint64(8 * (s0 & 7))
+            for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
+                k = base + np.uint64(i)
                 w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
                                            << (np.uint64(63) - shift))
-            else:  # the tail of the buffer
-                w = np.uint64(0)
-                for i in range(min(8, s1 - p)):
-                    w |= np.uint64(data[p + i]) << np.uint64(8 * i)
-            half = np.uint64(4 * min(8, s1 - p))
-            w &= ((np.uint64(1) << half) << half) - np.uint64(1)
-            if length <= 8:
-                h = _short_hash(w, length)
-            else:
-                h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
-                h *= _MUL
+                half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
+                w &= ((np.uint64(1) << half) << half) - np.uint64(1)
+                mixed = (((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w) * _MUL
+                h = mixed if 8 * i < length else h
+        else:
+            for p in range(s0, max(s1, s0 + 1), 8):
+                k = np.uint64(p >> 3)
+                if k + np.uint64(1) < n_words:
+                    shift = np.uint64(8 * (p & 7))
+                    w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
+                                               << (np.uint64(63) - shift))
+                else:  # the tail of the buffer
+                    w = np.uint64(0)
+                    for i in range(min(8, s1 - p)):
+                        w |= np.uint64(data[p + i]) << np.uint64(8 * i)
+                half = np.uint64(4 * min(8, s1 - p))
+                w &= ((np.uint64(1) << half) << half) - np.uint64(1)
+                if length <= 8:
+                    h = _short_hash(w, length)
+                else:
+                    h = ((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w
+                    h *= _MUL
         if length > 8:
             h ^= h >> np.uint64(32)
             h *= _MUL
@@ -285,19 +298,29 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
         j = (length + 7) // 8
         if j > row_words.shape[0]:
             row_words = np.empty(j, dtype=np.uint64)
-        for i in range(j):
-            p = s0 + 8 * i
-            k = np.uint64(p >> 3)
-            if k + np.uint64(1) < n_words:
-                shift = np.uint64(8 * (p & 7))
+        base = np.uint64(s0 >> 3)
+        if length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words:
+            shift = np.uint64(8 * (s0 & 7))
+            for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
+                k = base + np.uint64(i)
                 w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
                                            << (np.uint64(63) - shift))
-            else:  # the tail of the buffer
-                w = np.uint64(0)
-                for b in range(min(8, s1 - p)):
-                    w |= np.uint64(data[p + b]) << np.uint64(8 * b)
-            half = np.uint64(4 * min(8, s1 - p))
-            row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+                half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
+                row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+        else:
+            for i in range(j):
+                p = s0 + 8 * i
+                k = np.uint64(p >> 3)
+                if k + np.uint64(1) < n_words:
+                    shift = np.uint64(8 * (p & 7))
+                    w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
+                                               << (np.uint64(63) - shift))
+                else:  # the tail of the buffer
+                    w = np.uint64(0)
+                    for b in range(min(8, s1 - p)):
+                        w |= np.uint64(data[p + b]) << np.uint64(8 * b)
+                half = np.uint64(4 * min(8, s1 - p))
+                row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
         slot = h & mask
         while True:
             info = s_info[slot]

@@ -65,3 +65,17 @@ def test_one_and_two_threads_give_the_same_codes(n_long):
     codes2, uniques2 = factorize(arr, threads=2)
     np.testing.assert_array_equal(codes1, codes2)
     assert uniques1.tolist() == uniques2.tolist()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_strings_around_40_bytes_and_at_the_buffer_end_match_pandas(threads):
+    rng = np.random.default_rng(4)
+    # 9..40 bytes load as five fixed words, 41 and more word by word, and the same string at
+    # the end of the data buffer byte by byte: all must hash and compare alike
+    distinct = [f"{i:05d}" + "q" * n for i in range(2000) for n in (3, 4, 34, 35, 36)]
+    rows = [distinct[i] for i in rng.integers(0, len(distinct), 30_000)]
+    rows += [rows[0], rows[1], rows[2]]
+    codes, uniques = factorize(pa.array(rows), threads=threads)
+    ref_codes, ref_uniques = pd.factorize(np.asarray(rows, dtype=object))
+    np.testing.assert_array_equal(codes, ref_codes)
+    assert uniques.tolist() == ref_uniques.tolist()
