@@ -299,7 +299,8 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
         if j > row_words.shape[0]:
             row_words = np.empty(j, dtype=np.uint64)
         base = np.uint64(s0 >> 3)
-        if length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words:
+        fixed = 8 < length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words
+        if fixed:
             shift = np.uint64(8 * (s0 & 7))
             for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
                 k = base + np.uint64(i)
@@ -330,6 +331,12 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
                 a = info >> 32
                 same = arena[np.uint64(a)] == np.uint64(length)
                 i = 0 if length > 8 else j
+                if same and fixed and a + 1 + _FIXED_WORDS <= arena.shape[0]:
+                    diff = np.uint64(0)  # branch-free, words past the string masked out
+                    for i in range(_FIXED_WORDS):
+                        diff |= (arena[np.uint64(a + 1 + i)] ^ row_words[i]) * np.uint64(i < j)
+                    same = diff == 0
+                    i = j
                 while same and i < j:
                     same = arena[np.uint64(a + 1 + i)] == row_words[np.uint64(i)]
                     i += 1
