@@ -106,9 +106,10 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
     length, then its words. A lookup thus reads one slot and one compact arena entry, not
     the rows' scattered buffers (those dependent cache misses were most of the time). A
     string of at most 8 bytes is identified by its length and hash (the hash of one word is
-    a bijection), so only longer strings are compared word by word. Hashing and comparing
-    are written out inline: numba leaves helper calls in this loop un-inlined and pays array
-    reference counting on every call, about ten times slower. After _YIELD_ROWS rows it
+    a bijection), so only longer strings are compared word by word. Their hashing and
+    comparing are written out inline: numba leaves plain helper calls in this loop un-inlined
+    and pays array reference counting on every call, about ten times slower (the short-string
+    helpers are inlined by numba itself, inline="always"). After _YIELD_ROWS rows it
     hands the next short string back to _short_hits.
     """
     n_words = words.shape[0]
