@@ -86,7 +86,10 @@ def test_lc_close_homes_closing_while_a_workspace_runs(hub):
     volume = lockdown.home_volume_name(hub.prefix, "erin", "qclose")
     closed = lifecycle.close_project(hub.registry(), "qclose", actor="test-admin",
                                      state_dir=hub.state_dir)
-    assert closed.homes_pending == [volume], (closed, [
+    # Closing archives the outputs before it settles homes; the hub's enforcer may stop the
+    # workspace in between (it sees the closed status), and then the home is settled at once by
+    # whichever of the two takes the settle lock first. Either way it is archived exactly once.
+    assert closed.homes_pending in ([volume], []), (closed, [
         (e.actor, e.outcome, e.details) for e in events(hub, "project.home", "qclose")])
     hub.wait_gone("erin", "qclose", timeout=60)  # the enforcer stops the workspace...
     deadline = time.monotonic() + 60
@@ -94,7 +97,9 @@ def test_lc_close_homes_closing_while_a_workspace_runs(hub):
         time.sleep(1)
     assert not volume_exists(volume), hub.log_tail()
     done = [e for e in events(hub, "project.home", "qclose") if e.outcome == "ok"]
-    assert len(done) == 1 and done[0].actor == "system:lifecycle"
+    assert len(done) == 1, done
+    if closed.homes_pending:  # in use at close: only the enforcer may settle it
+        assert done[0].actor == "system:lifecycle", done
     details = json.loads(done[0].details)
     assert details["policy"] == "archive" and details["volume"] == volume
     with tarfile.open(details["archive"]) as tar:
