@@ -18,13 +18,21 @@ def _results(start_load: float, foreign: float) -> dict:
                            "goals": [harness.goal("x", 2.0, 1.0)], "rows": []}]}
 
 
-def test_interleave_runs_round_robin_and_summarises():
+def test_interleave_runs_round_robin_each_short_call_primed_and_summarises():
     calls = []
     timing = harness.interleave({"a": lambda: calls.append("a"),
                                  "b": lambda: (calls.append("b"), time.sleep(0.002))}, 3)
-    assert calls == ["a", "b"] * 3
+    assert calls == ["a", "a", "b", "b"] * 3
     assert timing["b"]["repeats"] == 3 and timing["b"]["min_s"] >= 0.002
     assert timing["b"]["min_s"] <= timing["b"]["median_s"] and timing["b"]["iqr_s"] >= 0
+
+
+def test_interleave_primes_a_long_call_only_until_its_length_is_known(monkeypatch):
+    monkeypatch.setattr(harness, "PRIME_BELOW_S", 0.001)
+    calls = []
+    harness.interleave({"short": lambda: calls.append("short"),
+                        "long": lambda: (calls.append("long"), time.sleep(0.003))}, 3)
+    assert calls == ["short", "short", "long", "long"] + ["short", "short", "long"] * 2
 
 
 @pytest.mark.parametrize(("start_load", "foreign", "quiet"),
