@@ -85,13 +85,14 @@ def summarise(samples: list[float]) -> dict:
             "q3_s": float(q3), "iqr_s": float(q3 - q1), "repeats": len(samples)}
 
 
-def interleave(impls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict]:
+def interleave(impls: dict[str, Callable[[], Any]], repeats: int,
+               prime_below_s: float = PRIME_BELOW_S) -> dict[str, dict]:
     """Time every implementation `repeats` times, round-robin (one timed call of each per
-    round), each short call right after an untimed call of its own (`primed`)."""
+    round), each call shorter than `prime_below_s` right after an untimed call of its own."""
     samples: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(max(repeats, 1)):
         for name, fn in impls.items():
-            if primed(samples[name]):
+            if primed(samples[name], prime_below_s):
                 fn()
             start = time.perf_counter()
             fn()
@@ -99,10 +100,10 @@ def interleave(impls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, d
     return {name: summarise(times) for name, times in samples.items()}
 
 
-def primed(earlier_samples: list[float]) -> bool:
-    """Whether the next timed call gets an untimed call first: when it is short (its last call
-    took under PRIME_BELOW_S) or its length is not known yet."""
-    return not earlier_samples or earlier_samples[-1] < PRIME_BELOW_S
+def primed(earlier_samples: list[float], below_s: float = PRIME_BELOW_S) -> bool:
+    """Whether the next timed call gets an untimed call first: when priming is on (below_s > 0)
+    and the call is short (its last one took under below_s) or its length is not known yet."""
+    return below_s > 0 and (not earlier_samples or earlier_samples[-1] < below_s)
 
 
 def timed_row(case: str, impl: str, timing: dict, threads: int, probe: dict | None = None,

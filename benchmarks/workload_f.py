@@ -9,8 +9,14 @@ it: boto3's managed `upload_file` (multipart, its default 8 MiB parts and 10 thr
 measured no faster), on a client configured like ours (path-style, no extra checksums), created
 before timing. Our upload via S3 is held to 0.8× that throughput (issue 14).
 
+The reference never touches the S3 server, so our upload via S3 is held against what a data
+holder does with the standard tools instead: the reference encryption to disk, then boto3's
+`upload_file` of the result (the sum of those two medians; the plain upload's bytes are the
+plaintext, about 0.04% fewer than the encrypted file's).
+
 Method: every path is timed round-robin (`harness.interleave`), after one untimed run of each
-in the agreement checks. Our local upload fsyncs its object before the rename (durability); the
+in the agreement checks, and without the harness's untimed call before each short one (that
+call's writeback would land in the timed one). Our local upload fsyncs its object before the rename (durability); the
 reference leaves its output in the page cache, so the kernel writes it back later. An untimed
 `os.sync()` runs before every path in each round (its own, discarded entry in the round-robin),
 so nobody's deferred writeback lands in another path's timings. At full scale each call moves
@@ -319,7 +325,8 @@ def run(scale: str, threads: int) -> dict:
         impls["upload plain"] = lambda: plain_put(put_client, transfer, source, bucket,
                                                   "raw.bin")
         impls["fetch plain"] = lambda: store_get(s3_url, "raw.bin", ref_plain)
-        timing = _without_syncs(harness.interleave(_synced(impls), _repeats(scale)))
+        timing = _without_syncs(harness.interleave(_synced(impls), _repeats(scale),
+                                                   prime_below_s=0.0))
         median = {name: stats["median_s"] for name, stats in timing.items()}
 
         rss = {"upload reference": _peak_rss_in_subprocess(
@@ -356,9 +363,16 @@ def run(scale: str, threads: int) -> dict:
                                   median["upload plain"] / median["upload S3 (nanio)"], 0.8))
         for label in stores:
             for case in ("upload", "fetch"):
+                if case == "upload" and label.startswith("S3"):
+                    continue
                 goals.append(harness.goal(
                     f"{case} via {label} store ≥ 0.8× reference throughput (hashing and store "
                     "included)", median[f"{case} reference"] / median[f"{case} {label}"], 0.8))
+        goals.append(harness.goal(
+            "upload via S3 (nanio) ≥ 0.8× the reference's two steps (crypt4gh lib encryption "
+            "to disk, then boto3 upload_file: sum of medians)",
+            (median["upload reference"] + median["upload plain"])
+            / median["upload S3 (nanio)"], 0.8))
         for key, value in rss.items():
             if not key.endswith("reference"):
                 goals.append(harness.goal_at_most(f"peak RSS MiB, {key} ({mib:.0f} MiB file)",

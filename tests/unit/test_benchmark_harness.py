@@ -27,12 +27,19 @@ def test_interleave_runs_round_robin_each_short_call_primed_and_summarises():
     assert timing["b"]["min_s"] <= timing["b"]["median_s"] and timing["b"]["iqr_s"] >= 0
 
 
-def test_interleave_primes_a_long_call_only_until_its_length_is_known(monkeypatch):
-    monkeypatch.setattr(harness, "PRIME_BELOW_S", 0.001)
+def test_interleave_primes_a_long_call_only_until_its_length_is_known():
     calls = []
     harness.interleave({"short": lambda: calls.append("short"),
-                        "long": lambda: (calls.append("long"), time.sleep(0.003))}, 3)
+                        "long": lambda: (calls.append("long"), time.sleep(0.003))}, 3,
+                       prime_below_s=0.001)
     assert calls == ["short", "short", "long", "long"] + ["short", "short", "long"] * 2
+
+
+def test_interleave_without_priming_makes_only_the_timed_calls():
+    calls = []
+    harness.interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 2,
+                       prime_below_s=0.0)
+    assert calls == ["a", "b"] * 2
 
 
 @pytest.mark.parametrize(("start_load", "foreign", "quiet"),
