@@ -82,22 +82,28 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
     return n_bad
 
 
+def accumulator_size(n_groups: int, n_slots: int, threads: int, split_groups: bool) -> int:
+    """Floats fused_reduce accumulates in: one set of slots when threads split the groups,
+    else one set per thread."""
+    return n_groups * n_slots * (1 if split_groups else threads)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, nans, n_groups,
-                 threads, split_groups):
+                 threads, split_groups, acc):
     """Every column's slots per group (a groups by slots matrix, as in slot_layout).
 
     With width > 0 the group is key * n_buckets + (time - origin) // width. NaN values are
     skipped and counted in nans (threads by columns by groups, zero on entry). Threads take
     row chunks and their partial slots are merged; with split_groups, for many groups, each
     thread instead scans every row but keeps only its own range of groups, so the
-    accumulators are half the size and need no merge. Returns the slots and the number of
-    rows whose group is outside [0, n_groups).
+    accumulators are half the size and need no merge. acc is the accumulators' space
+    (accumulator_size floats, allocated by numpy: see _strings). Returns the slots and the
+    number of rows whose group is outside [0, n_groups).
     """
     n = keys.shape[0]
     bad = np.zeros(threads, dtype=np.int64)
     if split_groups:
-        acc = np.empty(n_groups * n_slots)
         per = (n_groups + threads - 1) // threads
         for t in numba.prange(threads):
             g_lo = min(n_groups, t * per)
@@ -107,7 +113,6 @@ def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, 
                                 g_lo, g_hi, 0, n)
         return acc.reshape((n_groups, n_slots)), bad[0]
     span = n_groups * n_slots
-    acc = np.empty(threads * span)
     chunk = (n + threads - 1) // threads
     for t in numba.prange(threads):
         lo = min(n, t * chunk)

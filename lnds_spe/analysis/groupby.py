@@ -15,13 +15,16 @@ from lnds_spe.analysis._inputs import (
     thread_count,
     to_numpy,
 )
-from lnds_spe.analysis._reduce import fused_reduce, slot_layout
+from lnds_spe.analysis._reduce import accumulator_size, fused_reduce, slot_layout
 from lnds_spe.analysis._strings import apply_remap, factorize_strings, first_seen_remap
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-# above this many accumulator slots, threads split the groups rather than the rows
-_SPLIT_SLOTS = 1 << 21
+# Above this many accumulator slots (128 MiB a copy), threads split the groups rather than the
+# rows, to keep memory to one copy. Below it, threads split the rows, each into its own copy,
+# then merge: faster even where the copies spill the cache (measured on 2 threads, 1e8 rows:
+# 1e6 random groups 1.18 s vs 1.41 s split, station × hour 345 ms vs 406 ms split).
+_SPLIT_SLOTS = 1 << 24
 
 
 def _check_ops(ops: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
@@ -107,9 +110,11 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     threads = thread_count(threads)
     numba.set_num_threads(threads)
     nans = np.zeros((threads, len(cols), n_groups), dtype=np.int64)  # pages stay untouched
+    split = threads > 1 and n_groups * n_slots > _SPLIT_SLOTS
+    acc = np.empty(accumulator_size(n_groups, n_slots, threads, split))
     merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
                                n_buckets, tuple(cols.values()), n_slots, plan, nans, n_groups,
-                               threads, threads > 1 and n_groups * n_slots > _SPLIT_SLOTS)
+                               threads, split, acc)
     if bad:
         limit = n_groups // n_buckets
         raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {limit}); "
@@ -296,7 +301,8 @@ def _factorize_dictionary(arr: Any, threads: int) -> tuple[np.ndarray, np.ndarra
     remap = rank[entry_codes]
     if indices.dtype == np.int32 and np.array_equal(remap, np.arange(remap.size)):
         return indices, entry_uniques[order]
-    return apply_remap(indices, remap, threads), entry_uniques[order]
+    return (apply_remap(indices, remap, threads, np.empty(n_rows, dtype=np.int32)),
+            entry_uniques[order])
 
 
 def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
