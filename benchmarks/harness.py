@@ -237,8 +237,8 @@ def peak_rss_mib() -> float:
 def row(case: str, impl: str, cold_s: float | None, warm_s: float, threads: int | None = None,
         **extra: Any) -> dict:
     """One measured line of a workload's results (one-off or externally timed), with its
-    thread count and the process's peak RSS at this point."""
-    extra.setdefault("peak_rss_mib", round(peak_rss_mib(), 1))
+    thread count. Peak memory is not added: this process's high-water mark is the largest of
+    every workload run before, so it says nothing of this row (probes measure memory)."""
     return {"case": case, "impl": impl, "threads": threads, "cold_s": cold_s, "warm_s": warm_s,
             "load_avg_1min": round(os.getloadavg()[0], 2), "extra": extra}
 

@@ -206,6 +206,7 @@ def run(scale: str, threads: int) -> dict:
                                       probe.get(name), **extra))
     rows.append(harness.row(case, "one-off costs", None, setup.build_s["daily roll-ups"],
                             generate_s=round(setup.generate_s, 2),
+                            process_peak_rss_mib_so_far=round(harness.peak_rss_mib(), 1),
                             **{f"build {k}": round(v, 2) for k, v in setup.build_s.items()}))
     floor_s = n_rows * 16 / BANDWIDTH_BYTES_PER_S
     # the time-sorted scan binary-searches the times (a few dozen reads), then must read the id

@@ -254,7 +254,8 @@ def run(scale: str, threads: int) -> dict:
             warm[(case, name)] = stats["median_s"]
             rows.append(harness.timed_row(label, name, stats, 1 if name == "pandas" else threads,
                                           probe.get(name) if case == "id_1m" else None))
-    rows.append(harness.row("one-off costs", "DuckDB native load", None, load_s))
+    rows.append(harness.row("one-off costs", "DuckDB native load", None, load_s,
+                            process_peak_rss_mib_so_far=round(harness.peak_rss_mib(), 1)))
     con.close()
 
     def ratio(case: str, peer: str) -> float:
