@@ -16,11 +16,12 @@ plaintext, about 0.04% fewer than the encrypted file's).
 
 Method: every path is timed round-robin (`harness.interleave`), after one untimed run of each
 in the agreement checks, and without the harness's untimed call before each short one (that
-call's writeback would land in the timed one). Our local upload fsyncs its object before the rename (durability); the
-reference leaves its output in the page cache, so the kernel writes it back later. An untimed
-`os.sync()` runs before every path in each round (its own, discarded entry in the round-robin),
-so nobody's deferred writeback lands in another path's timings. At full scale each call moves
-2 GiB through the disk or the S3 server, so F runs FULL_REPEATS rounds, not the harness's 10.
+call's writeback would land in the timed one). Our local upload fsyncs its object before the
+rename (durability); the reference leaves its output in the page cache, so the kernel writes it
+back later. An untimed `os.sync()` runs before every path in each round (its own, discarded
+entry in the round-robin), so nobody's deferred writeback lands in another path's timings. At
+full scale each call moves 2 GiB through the disk or the S3 server, so F runs FULL_REPEATS
+rounds, not the harness's 10.
 Peak RSS of each path is measured in a fresh subprocess that runs only that path once.
 """
 
