@@ -9,10 +9,10 @@ whether the run may be written to RESULTS.md.
 
 A timed call under PRIME_BELOW_S follows an untimed call of the same implementation. On a
 virtual machine the first touch of memory after another implementation's allocation churn can
-cost microseconds per page (the host remaps guest memory): measured here, the per-series query
-right after the pandas query took 35–49 ms in 6 of 8 rounds and 1.3–2 ms on its next call. So
-a call is not billed for its predecessor's memory traffic; in a longer call such a stall is a
-few percent and is kept as measured.
+cost microseconds per page (the cause was not found from inside the guest): measured here, the
+per-series query right after the pandas query took 41–50 ms in 6 of 8 rounds and 1.3–2 ms on
+its next call. So a call is not billed for its predecessor's memory traffic; in a longer call
+such a stall is a few percent and is kept as measured.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def interleave(impls: dict[str, Callable[[], Any]], repeats: int,
     return {name: summarise(times) for name, times in samples.items()}
 
 
-def primed(earlier_samples: list[float], below_s: float = PRIME_BELOW_S) -> bool:
+def primed(earlier_samples: list[float], below_s: float) -> bool:
     """Whether the next timed call gets an untimed call first: when priming is on (below_s > 0)
     and the call is short (its last one took under below_s) or its length is not known yet."""
     return below_s > 0 and (not earlier_samples or earlier_samples[-1] < below_s)
