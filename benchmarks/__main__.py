@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                      "environment": harness.environment(args.threads),
                      "load_avg_start": [round(x, 2) for x in os.getloadavg()], "workloads": []}
     status = 0
+    probe = harness.bandwidth_probe()
     for wid in selected_ids(args.only):
         print(f"[benchmarks] workload {wid.upper()} at {args.scale} scale, "
               f"{args.threads} threads", flush=True)
-        watch = harness.LoadWatch()
+        watch = harness.LoadWatch(probe)
         watch.start()
         try:
             module = importlib.import_module(f"benchmarks.workload_{wid}")

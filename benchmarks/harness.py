@@ -4,8 +4,12 @@ Method: implementations are timed round-robin (`interleave`), so a burst of load
 them alike; each row reports min, median and IQR over the repeats and the thread count it ran
 with. Cold starts and peak memory come from fresh processes (`fresh_process_probes`): the first
 call once with an empty NUMBA_CACHE_DIR and once with that cache warm. Every workload records
-the load average and the CPU that other processes used while it ran; `quiet_enough` decides
-whether the run may be written to RESULTS.md.
+the load average, the CPU that other processes used while it ran, the CPU the host took from
+this virtual machine (steal time) and the memory read bandwidth probed just before and after it;
+`quiet_enough` decides whether the run may be written to RESULTS.md. The probes exist because
+another guest on the same host can take memory bandwidth, which shows as no load inside this
+one: in one run workload A's bandwidth-bound scans were 30–80% slower than in every other run,
+while its compute-bound peers were not.
 
 A timed call under PRIME_BELOW_S follows an untimed call of the same implementation. On a
 virtual machine the first touch of memory after another implementation's allocation churn can
@@ -39,6 +43,11 @@ REPEATS = {"ci": 3, "full": 10}
 # workload, and the 1-minute load average was at most LOAD_LIMIT when the run started.
 FOREIGN_CPU_LIMIT = 0.25
 LOAD_LIMIT = 0.5
+# ... and the host took at most STEAL_LIMIT cores (steal time) during every workload, and no
+# bandwidth probe read less than BANDWIDTH_FLOOR times the run's best probe.
+STEAL_LIMIT = 0.05
+BANDWIDTH_FLOOR = 0.8
+PROBE_MIB = 256
 _ARTIFACT_DIR_ENV = "LNDS_BENCH_OUT"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 PRIME_BELOW_S = 2.0
@@ -121,13 +130,18 @@ def timed_row(case: str, impl: str, timing: dict, threads: int, probe: dict | No
 
 class LoadWatch:
     """CPU used by other processes (cores, averaged) between start() and stop(), from
-    /proc/stat's busy time minus this process's and its waited children's CPU time.
+    /proc/stat's busy time minus this process's and its waited children's CPU time; the steal
+    time in cores over the same span; and the memory read bandwidth just before and after.
 
     A workload whose own work runs outside this process (containers started through an engine)
     is watched with `presample_s`: other processes' CPU is then also measured over that many
     idle seconds before it starts, and that figure decides whether the machine was quiet."""
 
+    def __init__(self, probe: np.ndarray) -> None:
+        self.probe = probe
+
     def start(self, presample_s: float = 0.0) -> None:
+        self.read_gbs_before = read_bandwidth_gbs(self.probe)
         self.foreign_before = None
         if presample_s > 0:
             self._mark()
@@ -137,20 +151,40 @@ class LoadWatch:
         self.load_at_start = os.getloadavg()
 
     def _mark(self) -> None:
-        self._busy, self._own, self._wall = _busy_seconds(), _own_cpu_seconds(), time.monotonic()
+        self._busy, self._steal = _cpu_seconds()
+        self._own, self._wall = _own_cpu_seconds(), time.monotonic()
 
     def _foreign_cores(self) -> float:
         wall = max(time.monotonic() - self._wall, 1e-9)
-        foreign = (_busy_seconds() - self._busy) - (_own_cpu_seconds() - self._own)
+        foreign = (_cpu_seconds()[0] - self._busy) - (_own_cpu_seconds() - self._own)
         return round(max(foreign, 0.0) / wall, 3)
 
     def stop(self) -> dict:
+        wall = max(time.monotonic() - self._wall, 1e-9)
         found = {"load_avg_start": [round(x, 2) for x in self.load_at_start],
                  "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-                 "foreign_cpu_cores": self._foreign_cores()}
+                 "foreign_cpu_cores": self._foreign_cores(),
+                 "steal_cores": round((_cpu_seconds()[1] - self._steal) / wall, 3),
+                 "read_gbs_before": self.read_gbs_before,
+                 "read_gbs_after": read_bandwidth_gbs(self.probe)}
         if self.foreign_before is not None:
             found["foreign_cpu_cores_before"] = self.foreign_before
         return found
+
+
+def bandwidth_probe() -> np.ndarray:
+    """The buffer the bandwidth probes read: PROBE_MIB of float64, touched once."""
+    return np.ones(PROBE_MIB << 17)
+
+
+def read_bandwidth_gbs(probe: np.ndarray, tries: int = 3) -> float:
+    """Memory read bandwidth one core gets now, GB/s: the best of `tries` reads of `probe`."""
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        probe.max()
+        best = min(best, time.perf_counter() - start)
+    return round(probe.nbytes / best / 1e9, 2)
 
 
 def foreign_cores_judged(load: dict) -> float:
@@ -159,11 +193,12 @@ def foreign_cores_judged(load: dict) -> float:
     return load.get("foreign_cpu_cores_before", load.get("foreign_cpu_cores", 0.0))
 
 
-def _busy_seconds() -> float:
-    """Seconds every CPU spent not idle since boot (user, nice, system, irq, softirq, steal)."""
+def _cpu_seconds() -> tuple[float, float]:
+    """Seconds every CPU spent busy (user, nice, system, irq, softirq) since boot, and the
+    seconds the host took from them (steal)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+    return (user + nice + system + irq + softirq) / _CLK_TCK, steal / _CLK_TCK
 
 
 def _own_cpu_seconds() -> float:
@@ -174,7 +209,8 @@ def _own_cpu_seconds() -> float:
 
 def quiet_enough(results: dict) -> str | None:
     """Why the run is too busy for RESULTS.md (None when quiet): load at the start above
-    LOAD_LIMIT, or other processes above FOREIGN_CPU_LIMIT cores during any workload."""
+    LOAD_LIMIT, other processes above FOREIGN_CPU_LIMIT cores or steal above STEAL_LIMIT during
+    any workload, or a bandwidth probe under BANDWIDTH_FLOOR times the run's best."""
     start_load = results.get("load_avg_start", [0.0])[0]
     if start_load > LOAD_LIMIT:
         return f"1-minute load average {start_load:.2f} at the start (limit {LOAD_LIMIT})"
@@ -185,6 +221,19 @@ def quiet_enough(results: dict) -> str | None:
             when = "just before" if "foreign_cpu_cores_before" in load else "during"
             return (f"other processes used {foreign:.2f} cores {when} workload "
                     f"{wl['workload']} (limit {FOREIGN_CPU_LIMIT})")
+        if load.get("steal_cores", 0.0) > STEAL_LIMIT:
+            return (f"the host took {load['steal_cores']:.2f} cores from this machine (steal "
+                    f"time) during workload {wl['workload']} (limit {STEAL_LIMIT})")
+    probes = [(load[key], when, wl["workload"]) for wl in results["workloads"]
+              for load in [wl.get("load", {})]
+              for key, when in (("read_gbs_before", "before"), ("read_gbs_after", "after"))
+              if key in load]
+    if probes:
+        best = max(gbs for gbs, _, _ in probes)
+        gbs, when, workload = min(probes)
+        if gbs < BANDWIDTH_FLOOR * best:
+            return (f"memory read bandwidth was {gbs:.1f} GB/s {when} workload {workload}, "
+                    f"under {BANDWIDTH_FLOOR}× the run's best probe ({best:.1f} GB/s)")
     return None
 
 
@@ -353,8 +402,10 @@ def markdown_report(results: dict, stamp: str | None = None) -> str:
               f"Python {env['python']}", "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v), "",
               f"Load average at the start: {results.get('load_avg_start')}; quiet means at most "
-              f"{LOAD_LIMIT} then and at most {FOREIGN_CPU_LIMIT} cores used by other processes "
-              "during each workload.", "",
+              f"{LOAD_LIMIT} then, and during each workload at most {FOREIGN_CPU_LIMIT} cores "
+              f"used by other processes and {STEAL_LIMIT} taken by the host (steal), and every "
+              f"memory read probe ({PROBE_MIB} MiB, one core) at least {BANDWIDTH_FLOOR}× the "
+              "run's best.", "",
               "Method: implementations timed round-robin; min, median and IQR over the repeats; "
               "cold = first call in a fresh process with an empty / a warm NUMBA_CACHE_DIR; "
               "peak MiB = memory the first call added in its own process (probe input); a "
@@ -368,12 +419,15 @@ def markdown_report(results: dict, stamp: str | None = None) -> str:
                          f"{g['target']:.3g} | {'yes' if g['met'] else '**no**'} |")
     lines += ["", "## Load per workload", "",
               "| workload | load avg at start | at end | other processes (cores) | "
-              "before it, idle |", "|---|---|---|---|---|"]
+              "before it, idle | steal (cores) | read GB/s before | after |",
+              "|---|---|---|---|---|---|---|---|"]
     for wl in results["workloads"]:
         load = wl.get("load", {})
         lines.append(f"| {wl['workload']} | {_fmt(load.get('load_avg_start'))} | "
                      f"{_fmt(load.get('load_avg_end'))} | {_fmt(load.get('foreign_cpu_cores'))} | "
-                     f"{_fmt(load.get('foreign_cpu_cores_before'))} |")
+                     f"{_fmt(load.get('foreign_cpu_cores_before'))} | "
+                     f"{_fmt(load.get('steal_cores'))} | {_fmt(load.get('read_gbs_before'))} | "
+                     f"{_fmt(load.get('read_gbs_after'))} |")
     lines += ["", "## Timings", "",
               "| workload | case | impl | threads | cold, empty cache | cold, warm cache | min | "
               "median | IQR | peak MiB | load | notes |",

@@ -3,6 +3,7 @@
 import json
 import time
 
+import numpy as np
 import pytest
 
 from benchmarks import harness
@@ -67,8 +68,8 @@ def test_quiet_run_writes_results_md_from_results_without_stamp(tmp_path):
 
 
 def test_load_watch_counts_other_processes_not_this_one():
-    watch = harness.LoadWatch()
-    busy_before, wall_before = harness._busy_seconds(), time.monotonic()
+    watch = harness.LoadWatch(np.ones(1 << 20))
+    busy_before, wall_before = harness._cpu_seconds()[0], time.monotonic()
     own_before = harness._own_cpu_seconds()
     watch.start()
     end = time.monotonic() + 0.5
@@ -76,12 +77,45 @@ def test_load_watch_counts_other_processes_not_this_one():
         pass
     load = watch.stop()
     wall = time.monotonic() - wall_before
-    all_cores = (harness._busy_seconds() - busy_before) / wall
+    all_cores = (harness._cpu_seconds()[0] - busy_before) / wall
     own_cores = (harness._own_cpu_seconds() - own_before) / wall
     assert own_cores > 0.02  # the machine may be shared: this process gets what it gets
     assert abs(all_cores - load["foreign_cpu_cores"] - own_cores) < 0.5 * own_cores + 0.02
     assert len(load["load_avg_start"]) == 3
+    assert 0 <= load["steal_cores"] <= (harness.os.cpu_count() or 1) + 0.2
+    assert load["read_gbs_before"] > 0 and load["read_gbs_after"] > 0
     json.dumps(load)
+
+
+def test_steal_time_makes_the_run_busy():
+    """The host taking this machine's CPUs shows as steal, not as load or other processes."""
+    results = _results(0.1, 0.0)
+    results["workloads"][0]["load"]["steal_cores"] = harness.STEAL_LIMIT + 0.01
+    assert "steal time) during workload A" in harness.quiet_enough(results)
+
+
+@pytest.mark.parametrize(("probes", "quiet"),
+                         [((10.0, 9.0, 9.5, 8.5), True), ((10.0, 9.0, 7.9, 9.5), False),
+                          ((10.0, 10.0, 10.0, 7.0), False)])
+def test_a_bandwidth_probe_far_under_the_runs_best_makes_the_run_busy(probes, quiet):
+    """Another guest taking memory bandwidth shows as no load here, only in the probes."""
+    results = _results(0.1, 0.0)
+    second = json.loads(json.dumps(results["workloads"][0]))
+    second["workload"] = "B"
+    results["workloads"].append(second)
+    for wl, (before, after) in zip(results["workloads"], (probes[:2], probes[2:]), strict=True):
+        wl["load"].update(read_gbs_before=before, read_gbs_after=after)
+    reason = harness.quiet_enough(results)
+    assert (reason is None) is quiet
+    if not quiet:
+        assert f"{min(probes):.1f} GB/s" in reason and "best probe (10.0 GB/s)" in reason
+
+
+def test_read_bandwidth_is_the_probe_size_over_its_fastest_read():
+    probe = np.ones(1 << 22)
+    start = time.perf_counter()
+    gbs = harness.read_bandwidth_gbs(probe, tries=1)
+    assert probe.nbytes / (time.perf_counter() - start) / 1e9 <= gbs < 1000
 
 
 @pytest.mark.parametrize(("args", "expected"),
@@ -102,7 +136,7 @@ def test_engine_workload_is_judged_on_its_idle_presample():
 
 
 def test_load_watch_presample_records_other_processes_before_the_workload():
-    watch = harness.LoadWatch()
+    watch = harness.LoadWatch(np.ones(1 << 20))
     watch.start(presample_s=0.3)
     load = watch.stop()
     # /proc/stat ticks and wall time are read apart: allow a tick's worth over the core count
