@@ -1,21 +1,30 @@
 """String factorising over Arrow offsets/data buffers, hashing 8 bytes at a time.
 
-Row-sized outputs are allocated by numpy and passed in, not allocated inside the kernels:
-numpy asks for transparent huge pages, while a kernel's own array is faulted in 4 KiB pages,
-about a microsecond each on a virtual machine (100M int32 codes: 115 ms allocated and filled
-in a kernel, 23 ms when numpy allocated them, measured on the 2-core benchmark machine).
+Row-sized outputs, and the tables of the hash-partitioned plan, are allocated by numpy and
+passed in, not allocated inside the kernels: numpy asks for transparent huge pages, while a
+kernel's own array is faulted in 4 KiB pages, about a microsecond each on a virtual machine
+(100M int32 codes: 115 ms allocated and filled in a kernel, 23 ms when numpy allocated them,
+measured on the 2-core benchmark machine), and read at random it misses the TLB.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
+
+from lnds_spe.analysis._prefetch import prefetch
 
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _START_SLOTS = 1024
 _YIELD_ROWS = 64
 _SAMPLE_ROWS = 4096
 _FIXED_WORDS = 5  # strings up to 40 bytes are loaded as 5 words in _hash_rows/_partition_rows
+_AHEAD = 16  # rows between prefetching a table slot, its arena entry, and the lookup
+_SKETCH_BITS = 12  # 4096 HyperLogLog registers: the distinct count to within about 2%
+_SKETCH_SLACK = 1.1  # tables sized for 10% more strings than estimated
 
 
 @numba.njit(cache=True, nogil=True)
@@ -237,8 +246,9 @@ def factorize_range(offsets, words, data, lo, hi, codes):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hash_rows(offsets, words, data, lo, hi, hashes):
-    """The hash of rows lo..hi-1 (as _factorize_rows computes it) written to hashes[lo:hi]."""
+def _hash_rows(offsets, words, data, lo, hi, hashes, sketch):
+    """The hash of rows lo..hi-1 (as _factorize_rows computes it) written to hashes[lo:hi],
+    and each hash counted in the HyperLogLog registers `sketch`."""
     n_words = np.uint64(words.shape[0])
     for r in range(lo, hi):
         s0 = np.int64(offsets[np.uint64(r)])
@@ -279,6 +289,9 @@ def _hash_rows(offsets, words, data, lo, hi, hashes):
             h *= _MUL
             h ^= h >> np.uint64(29)
         hashes[np.uint64(r)] = h
+        register = h >> np.uint64(64 - _SKETCH_BITS)
+        rank = leading_zeros((h << np.uint64(_SKETCH_BITS)) | np.uint64(1 << (_SKETCH_BITS - 1)))
+        sketch[register] = max(sketch[register], np.uint8(rank + 1))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -296,6 +309,22 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
     row_words = np.empty(8, dtype=np.uint64)
     mine, n_parts = np.uint64(part), np.uint64(parts)
     for r in range(start, n):
+        far = r + 2 * _AHEAD
+        # prefetch the slot of the row 2 * _AHEAD ahead, and the arena entry (its first and
+        # last word's lines) of the row _AHEAD ahead: the lookups' cache misses overlap
+        if far < n:
+            h = hashes[np.uint64(far)]
+            if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine:
+                prefetch(s_info, h & mask)
+                prefetch(s_hash, h & mask)
+        near = r + _AHEAD
+        if near < n:
+            h = hashes[np.uint64(near)]
+            if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine:
+                info = s_info[h & mask]
+                if info != -1:
+                    prefetch(arena, np.uint64(info >> 32))
+                    prefetch(arena, np.uint64((info >> 32) + 5))
         h = hashes[np.uint64(r)]
         if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) != mine:
             continue
@@ -370,14 +399,12 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
 
 
 @numba.njit(cache=True, nogil=True)
-def _factorize_partition(offsets, words, data, hashes, part, parts, codes):
-    """As factorize_range, for the rows of one hash partition; returns its first rows."""
+def _factorize_partition(offsets, words, data, hashes, part, parts, s_hash, s_info, c_hash,
+                         c_start, firsts, arena, codes):
+    """As factorize_range, for the rows of one hash partition, into empty tables sized for its
+    expected share of the distinct strings (grown if that was too few); returns its first rows.
+    """
     n = hashes.shape[0]
-    s_hash, s_info = _grow(_START_SLOTS, np.empty(0, np.uint64), np.empty(0, np.int64), 0)
-    c_hash = np.empty(_START_SLOTS // 2, dtype=np.uint64)
-    c_start = np.empty(_START_SLOTS // 2, dtype=np.int64)
-    firsts = np.empty(_START_SLOTS // 2, dtype=np.int64)
-    arena = np.empty(_START_SLOTS * 4, dtype=np.uint64)
     r, n_codes, n_arena = 0, 0, 0
     while r < n:
         r, n_codes, n_arena = _partition_rows(offsets, words, data, hashes, part, parts, r,
@@ -389,21 +416,34 @@ def _factorize_partition(offsets, words, data, hashes, part, parts, codes):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _factorize_by_hash(offsets, words, data, threads, hashes, codes):
-    """Int32 codes in first-seen order (into codes) and each code's first row, each thread
-    owning a hash range; hashes is scratch space of one uint64 per row.
-
-    Rows are hashed in parallel chunks; each thread then codes the strings of its own hash
-    partition (a table of a 1/threads share of the distinct strings), the partitions' first
-    rows are merged in row order, and every row's code is remapped to its rank.
-    """
+def _hash_parallel(offsets, words, data, hashes, sketches):
+    """Every row's hash into hashes, by parallel row chunks, one sketch row per chunk."""
     n = offsets.shape[0] - 1
+    threads = sketches.shape[0]
     chunk = (n + threads - 1) // threads
     for t in numba.prange(threads):
-        _hash_rows(offsets, words, data, min(n, t * chunk), min(n, (t + 1) * chunk), hashes)
+        _hash_rows(offsets, words, data, min(n, t * chunk), min(n, (t + 1) * chunk), hashes,
+                   sketches[t])
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _factorize_by_hash(offsets, words, data, hashes, s_hash, s_info, c_hash, c_start, firsts,
+                       arena, codes):
+    """Int32 codes in first-seen order (into codes) and each code's first row, each thread
+    owning a hash range of the hashed rows; each table argument holds one row per thread.
+
+    Each thread codes the strings of its own hash partition (a 1/threads share of the
+    distinct strings), the partitions' first rows are merged in row order, and every row's
+    code is remapped to its rank.
+    """
+    n = offsets.shape[0] - 1
+    threads = s_hash.shape[0]
+    chunk = (n + threads - 1) // threads
     part_firsts = [np.empty(0, dtype=np.int64) for _ in range(threads)]
     for t in numba.prange(threads):
-        part_firsts[t] = _factorize_partition(offsets, words, data, hashes, t, threads, codes)
+        part_firsts[t] = _factorize_partition(offsets, words, data, hashes, t, threads,
+                                              s_hash[t], s_info[t], c_hash[t], c_start[t],
+                                              firsts[t], arena[t], codes)
     total = 0
     longest = 0
     for t in range(threads):
@@ -511,11 +551,32 @@ def apply_remap(indices, remap, threads, out):
     return out
 
 
+def distinct_estimate(sketch: np.ndarray) -> float:
+    """The HyperLogLog estimate of how many distinct hashes filled `sketch`'s registers,
+    with linear counting while many registers are still empty (Flajolet et al., 2007)."""
+    m = sketch.shape[0]
+    raw = 0.7213 / (1 + 1.079 / m) * m * m / float(np.sum(np.ldexp(1.0, -sketch.astype(int))))
+    empty = int(np.count_nonzero(sketch == 0))
+    return m * math.log(m / empty) if raw <= 2.5 * m and empty else raw
+
+
+def _partition_tables(distinct: float, parts: int, mean_bytes: float) -> tuple:
+    """Empty tables for `parts` hash partitions sharing about `distinct` strings, allocated by
+    numpy (huge pages: the tables are read at random, and 4 KiB pages miss the TLB)."""
+    share = int(distinct * _SKETCH_SLACK / parts) + _START_SLOTS
+    slots = 1 << (2 * share - 1).bit_length()
+    arena_words = int(share * (mean_bytes / 8 + 2))
+    return (np.empty((parts, slots), np.uint64), np.full((parts, slots), -1, np.int64),
+            np.empty((parts, slots // 2), np.uint64), np.empty((parts, slots // 2), np.int64),
+            np.empty((parts, slots // 2), np.int64), np.empty((parts, arena_words), np.uint64))
+
+
 def factorize_strings(offsets, words, data, threads):
     """Int32 codes in first-seen order and each code's first row, by the faster parallel plan.
 
     A sample of the first rows picks it: few distinct strings are coded per row chunk and
-    merged (factorize_parallel); many are split by hash over threads (_factorize_by_hash).
+    merged (factorize_parallel); many are hashed first, then split by hash over threads
+    (_factorize_by_hash) into tables sized from the hashes' distinct-count sketch.
     """
     n = offsets.shape[0] - 1
     codes = np.empty(n, dtype=np.int32)
@@ -523,6 +584,11 @@ def factorize_strings(offsets, words, data, threads):
         sample = np.empty(_SAMPLE_ROWS, dtype=np.int32)
         distinct = factorize_range(offsets, words, data, 0, _SAMPLE_ROWS, sample).shape[0]
         if 4 * distinct > _SAMPLE_ROWS:
-            return _factorize_by_hash(offsets, words, data, threads,
-                                      np.empty(n, dtype=np.uint64), codes)
+            hashes = np.empty(n, dtype=np.uint64)
+            sketches = np.zeros((threads, 1 << _SKETCH_BITS), dtype=np.uint8)
+            _hash_parallel(offsets, words, data, hashes, sketches)
+            mean_bytes = (int(offsets[n]) - int(offsets[0])) / n
+            tables = _partition_tables(distinct_estimate(sketches.max(axis=0)), threads,
+                                       mean_bytes)
+            return _factorize_by_hash(offsets, words, data, hashes, *tables, codes)
     return factorize_parallel(offsets, words, data, threads, codes)

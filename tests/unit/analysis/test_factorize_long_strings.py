@@ -6,6 +6,13 @@ import pyarrow as pa
 import pytest
 
 from lnds_spe.analysis import factorize
+from lnds_spe.analysis._strings import (
+    _factorize_by_hash,
+    _hash_parallel,
+    _partition_tables,
+    distinct_estimate,
+)
+from lnds_spe.analysis.groupby import _arrow_string_buffers
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -79,3 +86,29 @@ def test_strings_around_40_bytes_and_at_the_buffer_end_match_pandas(threads):
     ref_codes, ref_uniques = pd.factorize(np.asarray(rows, dtype=object))
     np.testing.assert_array_equal(codes, ref_codes)
     assert uniques.tolist() == ref_uniques.tolist()
+
+
+@pytest.mark.parametrize("distinct", [100, 3_000, 200_000])
+def test_the_distinct_count_sketch_estimates_within_five_percent(distinct):
+    offsets, words, data, _ = _arrow_string_buffers(
+        pa.array([f"key-{i:07d}" for i in range(distinct)] * 2))
+    sketches = np.zeros((2, 4096), np.uint8)
+    _hash_parallel(offsets, words, data, np.empty(2 * distinct, np.uint64), sketches)
+    assert distinct_estimate(sketches.max(axis=0)) == pytest.approx(distinct, rel=0.05)
+
+
+def test_partition_tables_sized_too_small_grow_and_still_match_pandas():
+    """An estimate far under the truth (tables for 10 strings, arena for empty ones) must
+    only cost growth, never a wrong code."""
+    rng = np.random.default_rng(5)
+    distinct = [f"{i:06d}-" + "z" * int(rng.integers(3, 60)) for i in range(20_000)]
+    rows = [distinct[i] for i in rng.integers(0, len(distinct), 60_000)]
+    offsets, words, data, _ = _arrow_string_buffers(pa.array(rows))
+    hashes = np.empty(len(rows), np.uint64)
+    _hash_parallel(offsets, words, data, hashes, np.zeros((2, 4096), np.uint8))
+    codes, first_rows = _factorize_by_hash(offsets, words, data, hashes,
+                                           *_partition_tables(10, 2, 0.0),
+                                           np.empty(len(rows), np.int32))
+    ref_codes, ref_uniques = pd.factorize(np.asarray(rows, dtype=object))
+    np.testing.assert_array_equal(codes, ref_codes)
+    assert [rows[r] for r in first_rows] == ref_uniques.tolist()
