@@ -23,6 +23,7 @@ _YIELD_ROWS = 64
 _SAMPLE_ROWS = 4096
 _FIXED_WORDS = 5  # strings up to 40 bytes are loaded as 5 words in _hash_rows/_partition_rows
 _AHEAD = 16  # rows between prefetching a table slot, its arena entry, and the lookup
+_BATCH_ROWS = 1024  # rows whose partition is tested before any is looked up
 _SKETCH_BITS = 12  # 4096 HyperLogLog registers: the distinct count to within about 2%
 _SKETCH_SLACK = 1.1  # tables sized for 10% more strings than estimated
 
@@ -308,93 +309,96 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
     n_words = np.uint64(words.shape[0])
     row_words = np.empty(8, dtype=np.uint64)
     mine, n_parts = np.uint64(part), np.uint64(parts)
-    for r in range(start, n):
-        far = r + 2 * _AHEAD
-        # prefetch the slot of the row 2 * _AHEAD ahead, and the arena entry (its first and
-        # last word's lines) of the row _AHEAD ahead: the lookups' cache misses overlap
-        if far < n:
-            h = hashes[np.uint64(far)]
-            if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine:
-                prefetch(s_info, h & mask)
-                prefetch(s_hash, h & mask)
-        near = r + _AHEAD
-        if near < n:
-            h = hashes[np.uint64(near)]
-            if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine:
-                info = s_info[h & mask]
+    batch_rows = np.empty(_BATCH_ROWS, dtype=np.int64)
+    batch_hashes = np.empty(_BATCH_ROWS, dtype=np.uint64)
+    for block in range(start, n, _BATCH_ROWS):
+        kept = 0
+        for r in range(block, min(n, block + _BATCH_ROWS)):  # this partition's rows, kept
+            h = hashes[np.uint64(r)]                          # without a branch per row
+            batch_rows[kept] = r
+            batch_hashes[kept] = h
+            kept += ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine
+        for q in range(kept):
+            # prefetch the slot of the row 2 * _AHEAD ahead, and the arena entry (its first
+            # and last word's lines) of the row _AHEAD ahead: the lookups' misses overlap
+            if q + 2 * _AHEAD < kept:
+                ahead = batch_hashes[q + 2 * _AHEAD] & mask
+                prefetch(s_info, ahead)
+                prefetch(s_hash, ahead)
+            if q + _AHEAD < kept:
+                info = s_info[batch_hashes[q + _AHEAD] & mask]
                 if info != -1:
                     prefetch(arena, np.uint64(info >> 32))
                     prefetch(arena, np.uint64((info >> 32) + 5))
-        h = hashes[np.uint64(r)]
-        if ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) != mine:
-            continue
-        s0 = np.int64(offsets[np.uint64(r)])
-        s1 = np.int64(offsets[np.uint64(r + 1)])
-        length = s1 - s0
-        j = (length + 7) // 8
-        if j > row_words.shape[0]:
-            row_words = np.empty(j, dtype=np.uint64)
-        base = np.uint64(s0 >> 3)
-        fixed = 8 < length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words
-        if fixed:
-            shift = np.uint64(8 * (s0 & 7))
-            for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
-                k = base + np.uint64(i)
-                w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
-                                           << (np.uint64(63) - shift))
-                half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
-                row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
-        else:
-            for i in range(j):
-                p = s0 + 8 * i
-                k = np.uint64(p >> 3)
-                if k + np.uint64(1) < n_words:
-                    shift = np.uint64(8 * (p & 7))
+            r = batch_rows[q]
+            h = batch_hashes[q]
+            s0 = np.int64(offsets[np.uint64(r)])
+            s1 = np.int64(offsets[np.uint64(r + 1)])
+            length = s1 - s0
+            j = (length + 7) // 8
+            if j > row_words.shape[0]:
+                row_words = np.empty(j, dtype=np.uint64)
+            base = np.uint64(s0 >> 3)
+            fixed = 8 < length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words
+            if fixed:
+                shift = np.uint64(8 * (s0 & 7))
+                for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
+                    k = base + np.uint64(i)
                     w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
                                                << (np.uint64(63) - shift))
-                else:  # the tail of the buffer
-                    w = np.uint64(0)
-                    for b in range(min(8, s1 - p)):
-                        w |= np.uint64(data[p + b]) << np.uint64(8 * b)
-                half = np.uint64(4 * min(8, s1 - p))
-                row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
-        slot = h & mask
-        while True:
-            info = s_info[slot]
-            if info == -1:
-                break
-            if s_hash[slot] == h:
-                a = info >> 32
-                same = arena[np.uint64(a)] == np.uint64(length)
-                i = 0 if length > 8 else j
-                if same and fixed and a + 1 + _FIXED_WORDS <= arena.shape[0]:
-                    diff = np.uint64(0)  # branch-free, words past the string masked out
-                    for i in range(_FIXED_WORDS):
-                        diff |= (arena[np.uint64(a + 1 + i)] ^ row_words[i]) * np.uint64(i < j)
-                    same = diff == 0
-                    i = j
-                while same and i < j:
-                    same = arena[np.uint64(a + 1 + i)] == row_words[np.uint64(i)]
-                    i += 1
-                if same:
+                    half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
+                    row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+            else:
+                for i in range(j):
+                    p = s0 + 8 * i
+                    k = np.uint64(p >> 3)
+                    if k + np.uint64(1) < n_words:
+                        shift = np.uint64(8 * (p & 7))
+                        w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
+                                                   << (np.uint64(63) - shift))
+                    else:  # the tail of the buffer
+                        w = np.uint64(0)
+                        for b in range(min(8, s1 - p)):
+                            w |= np.uint64(data[p + b]) << np.uint64(8 * b)
+                    half = np.uint64(4 * min(8, s1 - p))
+                    row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+            slot = h & mask
+            while True:
+                info = s_info[slot]
+                if info == -1:
                     break
-            slot = (slot + np.uint64(1)) & mask
-        if info == -1:
-            if n_codes == limit or n_arena + 1 + j > arena.shape[0]:
-                return r, n_codes, n_arena
-            c = n_codes
-            arena[n_arena] = np.uint64(length)
-            arena[n_arena + 1:n_arena + 1 + j] = row_words[:j]
-            c_hash[c] = h
-            c_start[c] = n_arena
-            firsts[c] = r
-            s_hash[slot] = h
-            s_info[slot] = (n_arena << 32) | c
-            n_arena += 1 + j
-            n_codes += 1
-        else:
-            c = info & 0xFFFFFFFF
-        codes[np.uint64(r)] = c * parts + part
+                if s_hash[slot] == h:
+                    a = info >> 32
+                    same = arena[np.uint64(a)] == np.uint64(length)
+                    i = 0 if length > 8 else j
+                    if same and fixed and a + 1 + _FIXED_WORDS <= arena.shape[0]:
+                        diff = np.uint64(0)  # branch-free, words past the string masked out
+                        for i in range(_FIXED_WORDS):
+                            diff |= (arena[np.uint64(a + 1 + i)] ^ row_words[i]) * np.uint64(i < j)
+                        same = diff == 0
+                        i = j
+                    while same and i < j:
+                        same = arena[np.uint64(a + 1 + i)] == row_words[np.uint64(i)]
+                        i += 1
+                    if same:
+                        break
+                slot = (slot + np.uint64(1)) & mask
+            if info == -1:
+                if n_codes == limit or n_arena + 1 + j > arena.shape[0]:
+                    return r, n_codes, n_arena
+                c = n_codes
+                arena[n_arena] = np.uint64(length)
+                arena[n_arena + 1:n_arena + 1 + j] = row_words[:j]
+                c_hash[c] = h
+                c_start[c] = n_arena
+                firsts[c] = r
+                s_hash[slot] = h
+                s_info[slot] = (n_arena << 32) | c
+                n_arena += 1 + j
+                n_codes += 1
+            else:
+                c = info & 0xFFFFFFFF
+            codes[np.uint64(r)] = c * parts + part
     return n, n_codes, n_arena
 
 
