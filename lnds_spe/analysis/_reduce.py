@@ -5,6 +5,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from lnds_spe.analysis._prefetch import prefetch
+
+_AHEAD = 16  # rows between prefetching a group's slots and folding into them
+_CACHED_FLOATS = 1 << 17  # accumulators up to 1 MiB stay in cache: no prefetching
+
 
 def slot_layout(keep: list[tuple[bool, bool]]) -> tuple[int, tuple[int, ...]]:
     """Accumulator slots per group and, per column, the slots of its sum, min and max.
@@ -63,6 +68,9 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
                 fill = np.inf if k == 1 else -np.inf
                 for g in range(span):
                     acc[g * n_slots + s] = fill
+    if width == 0 and span * n_slots > _CACHED_FLOATS:
+        return _fold_rows_ahead(acc, nans, n_slots, plan, keys, columns, n_groups, g_lo, span,
+                                lo, hi)
     n_bad = 0
     inverse = 1.0 / max(width, 1)
     for i in range(lo, hi):
@@ -75,6 +83,26 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
             elif (q + 1) * width <= d:
                 q += 1
             g = g * n_buckets + q if d >= 0 else np.int64(-1)
+        if np.uint64(g) >= np.uint64(n_groups):
+            n_bad += 1
+        elif np.uint64(g - g_lo) < np.uint64(span):
+            _add_row(acc, nans, plan, columns, i, g, (g - g_lo) * n_slots)
+    return n_bad
+
+
+@numba.njit(cache=True, nogil=True)
+def _fold_rows_ahead(acc, nans, n_slots, plan, keys, columns, n_groups, g_lo, span, lo, hi):
+    """_fold_rows's loop for keys without times, on accumulators too big for the cache: each
+    row's slots are prefetched _AHEAD rows before they are folded into, so their cache misses
+    overlap (1e6 groups: 10-15% faster). Apart, because the test in _fold_rows's loop makes
+    small group counts 15% slower. Returns the number of rows outside [0, n_groups)."""
+    n_bad = 0
+    for i in range(lo, hi):
+        if i + _AHEAD < hi:
+            later = np.uint64(np.int64(keys[np.uint64(i + _AHEAD)]) - g_lo)
+            if later < np.uint64(span):
+                prefetch(acc, later * np.uint64(n_slots))
+        g = np.int64(keys[np.uint64(i)])
         if np.uint64(g) >= np.uint64(n_groups):
             n_bad += 1
         elif np.uint64(g - g_lo) < np.uint64(span):

@@ -448,23 +448,29 @@ def _factorize_by_hash(offsets, words, data, hashes, s_hash, s_info, c_hash, c_s
         part_firsts[t] = _factorize_partition(offsets, words, data, hashes, t, threads,
                                               s_hash[t], s_info[t], c_hash[t], c_start[t],
                                               firsts[t], arena[t], codes)
-    total = 0
+    # the partitions' ascending first rows side by side, each closed by n (past every row),
+    # merged in row order; one flat array, as a list of arrays costs reference counting
+    bases = np.zeros(threads + 1, dtype=np.int64)
     longest = 0
     for t in range(threads):
-        total += part_firsts[t].shape[0]
+        bases[t + 1] = bases[t] + part_firsts[t].shape[0] + 1
         longest = max(longest, part_firsts[t].shape[0])
+    flat = np.empty(bases[threads], dtype=np.int64)
+    for t in range(threads):
+        flat[bases[t]:bases[t + 1] - 1] = part_firsts[t]
+        flat[bases[t + 1] - 1] = n
+    total = bases[threads] - threads
     rank = np.empty(longest * threads, dtype=np.int32)
     rows = np.empty(total, dtype=np.int64)
-    pos = np.zeros(threads, dtype=np.int64)
-    for g in range(total):  # merge the partitions' ascending first rows
-        best = -1
-        for t in range(threads):
-            if pos[t] < part_firsts[t].shape[0] and (
-                    best == -1 or part_firsts[t][pos[t]] < part_firsts[best][pos[best]]):
+    heads = bases[:threads].copy()
+    for g in range(total):
+        best = 0
+        for t in range(1, threads):
+            if flat[heads[t]] < flat[heads[best]]:
                 best = t
-        rows[g] = part_firsts[best][pos[best]]
-        rank[pos[best] * threads + best] = g
-        pos[best] += 1
+        rows[g] = flat[heads[best]]
+        rank[(heads[best] - bases[best]) * threads + best] = g
+        heads[best] += 1
     for t in numba.prange(threads):
         for i in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
             codes[i] = rank[codes[i]]

@@ -21,7 +21,8 @@ def pandas_reduce(keys, values, n_groups):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("n_rows,n_groups", [(0, 3), (1, 1), (1000, 7), (200_000, 5000)])
+@pytest.mark.parametrize("n_rows,n_groups", [(0, 3), (1, 1), (1000, 7), (200_000, 5000),
+                                             (300_000, 100_000)])  # slots past the cache
 def test_groupby_reduce_matches_pandas_with_nans_and_empty_groups(n_rows, n_groups, threads):
     rng = np.random.default_rng(n_rows + n_groups)
     keys = rng.integers(0, max(1, n_groups - 2), n_rows)  # the last groups stay empty
@@ -47,6 +48,8 @@ def test_groupby_accepts_arrow_and_pandas_and_float32():
 def test_groupby_refuses_bad_keys_and_ops():
     with pytest.raises(AnalysisInputError, match="keys"):
         groupby_reduce(np.array([0, 5]), np.array([1.0, 2.0]), n_groups=3)
+    with pytest.raises(AnalysisInputError, match="keys"):  # slots past the cache: prefetched
+        groupby_reduce(np.arange(300_001) % 200_001, np.ones(300_001), n_groups=200_000)
     with pytest.raises(AnalysisInputError, match="keys"):
         groupby_reduce(np.array([0.5, 1.0]), np.array([1.0, 2.0]))
     with pytest.raises(AnalysisInputError, match="ops"):
