@@ -329,7 +329,7 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, s_hash, s_
                 info = s_info[batch_hashes[q + _AHEAD] & mask]
                 if info != -1:
                     prefetch(arena, np.uint64(info >> 32))
-                    prefetch(arena, np.uint64((info >> 32) + 5))
+                    prefetch(arena, np.uint64((info >> 32) + _FIXED_WORDS))
             r = batch_rows[q]
             h = batch_hashes[q]
             s0 = np.int64(offsets[np.uint64(r)])
