@@ -15,7 +15,7 @@ from lnds_spe.analysis._inputs import (
     thread_count,
     to_numpy,
 )
-from lnds_spe.analysis._reduce import accumulator_size, fused_reduce, slot_layout
+from lnds_spe.analysis._reduce import accumulator_size, fused_reduce, min_max, slot_layout
 from lnds_spe.analysis._strings import apply_remap, factorize_strings, first_seen_remap
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
@@ -171,25 +171,6 @@ def groupby_reduce(keys: Any, values: Any, n_groups: int | None = None,
     return out
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _min_max(values, threads):
-    """Smallest and largest of a non-empty integer array, in one parallel pass."""
-    n = values.shape[0]
-    chunk = (n + threads - 1) // threads
-    lows = np.full(threads, values[0])
-    highs = np.full(threads, values[0])
-    for t in numba.prange(threads):
-        lo_v = values[0]
-        hi_v = values[0]
-        for i in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
-            v = values[i]
-            lo_v = min(lo_v, v)
-            hi_v = max(hi_v, v)
-        lows[t] = lo_v
-        highs[t] = hi_v
-    return lows.min(), highs.max()
-
-
 def time_bucket(times: Any, values: Any, bucket: str | int = "hour", keys: Any = None,
                 n_keys: int | None = None, ops: Any = REDUCTIONS,
                 threads: int | None = None) -> dict[str, np.ndarray]:
@@ -238,13 +219,13 @@ def time_bucket(times: Any, values: Any, bucket: str | int = "hour", keys: Any =
     else:
         k = column(keys, "keys", "i", length=t.shape[0])
         if n_keys is None:
-            n_keys = int(_min_max(k, threads)[1]) + 1 if k.size else 0
+            n_keys = int(min_max(k, threads)[1]) + 1 if k.size else 0
     if t.size == 0:
         names = list(values) if isinstance(values, Mapping) else [""]
         empty = {f"{name}.{op}" if name else op: np.empty(0)
                  for name, col_ops in _column_ops(ops, names).items() for op in col_ops}
         return {"key": np.empty(0, np.int64), "bucket_start": np.empty(0, np.int64), **empty}
-    t_min, t_max = (int(x) for x in _min_max(t, threads))
+    t_min, t_max = (int(x) for x in min_max(t, threads))
     origin = (t_min // width) * width
     n_buckets = (t_max - origin) // width + 1
     rows, per_column = _reduce(k, values, int(n_keys) * n_buckets, ops, threads, times=t,

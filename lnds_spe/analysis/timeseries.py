@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
+from lnds_spe.analysis._reduce import min_max
 
 ROLLUP_SECONDS = {"hour": 3600, "day": 86400}
 _MAX_DIRECT_SERIES_ID = 10_000_000
@@ -511,20 +512,6 @@ def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_tim
     return total[0::2], total[1::2].astype(np.int64), negatives.sum()
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _id_range(ids, threads):
-    """Smallest and largest id in one pass over the column."""
-    n = ids.shape[0]
-    lows = np.full(threads, np.iinfo(np.int64).max)
-    highs = np.full(threads, np.iinfo(np.int64).min)
-    chunk = (n + threads - 1) // threads
-    for t in numba.prange(threads):
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            lows[t] = min(lows[t], ids[i])
-            highs[t] = max(highs[t], ids[i])
-    return lows.min(), highs.max()
-
-
 def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
                 wanted: Any = None, time_sorted: bool = False,
                 threads: int | None = None) -> dict[str, np.ndarray]:
@@ -568,7 +555,7 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     numba.set_num_threads(threads)
     negative_ids = AnalysisInputError("series: negative ids; factorise them first")
     if wanted is None:  # every id is answered for: one pass finds the largest (and negatives)
-        low, high = _id_range(ids, threads) if ids.size else (0, -1)
+        low, high = min_max(ids, threads) if ids.size else (0, -1)
         if low < 0:
             raise negative_ids
         keep = np.arange(int(high) + 1, dtype=np.int64)

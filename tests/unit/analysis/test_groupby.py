@@ -265,3 +265,16 @@ def test_time_bucket_odd_widths_and_bucket_edges_match_integer_division():
         np.testing.assert_array_equal(out["bucket_start"], starts)
         np.testing.assert_array_equal(out["count"], np.unique(times // width,
                                                                return_counts=True)[1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 2, 5, 100_003])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_min_max_matches_numpy_for_every_split_of_the_rows(n, threads, dtype):
+    from lnds_spe.analysis._reduce import min_max
+
+    values = np.random.default_rng(n).integers(-10**9, 10**9, n).astype(dtype)
+    low, high = min_max(values, threads)
+    assert (low, high) == (values.min(), values.max())
+    values[-1] = np.iinfo(dtype).min  # the extreme in the last thread's share
+    assert min_max(values, threads)[0] == np.iinfo(dtype).min
