@@ -25,6 +25,8 @@ def prefetch(typingctx, array, index):
         pointer = cgutils.get_item_pointer(context, builder, array_type, view, [position],
                                            wraparound=False)
         i32 = ir.IntType(32)
+        if not pointer.type.is_opaque:  # one declaration per module: arrays of any dtype
+            pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
         function = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]),
             "llvm.prefetch." + ("p0" if pointer.type.is_opaque else "p0i8"))

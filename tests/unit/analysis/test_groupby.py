@@ -278,3 +278,21 @@ def test_min_max_matches_numpy_for_every_split_of_the_rows(n, threads, dtype):
     assert (low, high) == (values.min(), values.max())
     values[-1] = np.iinfo(dtype).min  # the extreme in the last thread's share
     assert min_max(values, threads)[0] == np.iinfo(dtype).min
+
+
+def test_prefetch_compiles_for_arrays_of_different_dtypes_in_one_kernel():
+    import numba
+
+    from lnds_spe.analysis._prefetch import prefetch
+
+    @numba.njit
+    def total(ints, floats):
+        out = 0.0
+        for i in range(ints.shape[0]):
+            prefetch(ints, min(i + 8, ints.shape[0] - 1))
+            prefetch(floats, min(i + 8, floats.shape[0] - 1))
+            out += ints[i] * floats[i]
+        return out
+
+    ints, floats = np.arange(100, dtype=np.int32), np.full(100, 0.5)
+    assert total(ints, floats) == pytest.approx(float(ints.sum()) * 0.5)
