@@ -124,7 +124,7 @@ def _slice_min_max(part):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def min_max(values, threads):
-    """Smallest and largest of a non-empty numeric array, in one parallel pass."""
+    """Smallest and largest of a non-empty integer array, in one parallel pass."""
     n = values.shape[0]
     chunk = (n + threads - 1) // threads
     lows = np.full(threads, values[0])
