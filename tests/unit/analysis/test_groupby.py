@@ -1,11 +1,14 @@
 """groupby_reduce / time_bucket / factorize against pandas references."""
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from lnds_spe.analysis import AnalysisInputError, factorize, groupby_reduce, time_bucket
+from lnds_spe.analysis._prefetch import prefetch
+from lnds_spe.analysis._reduce import min_max
 from lnds_spe.analysis.groupby import REDUCTIONS
 
 
@@ -271,8 +274,6 @@ def test_time_bucket_odd_widths_and_bucket_edges_match_integer_division():
 @pytest.mark.parametrize("n", [1, 2, 5, 100_003])
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 def test_min_max_matches_numpy_for_every_split_of_the_rows(n, threads, dtype):
-    from lnds_spe.analysis._reduce import min_max
-
     values = np.random.default_rng(n).integers(-10**9, 10**9, n).astype(dtype)
     low, high = min_max(values, threads)
     assert (low, high) == (values.min(), values.max())
@@ -281,10 +282,6 @@ def test_min_max_matches_numpy_for_every_split_of_the_rows(n, threads, dtype):
 
 
 def test_prefetch_compiles_for_arrays_of_different_dtypes_in_one_kernel():
-    import numba
-
-    from lnds_spe.analysis._prefetch import prefetch
-
     @numba.njit
     def total(ints, floats):
         out = 0.0
