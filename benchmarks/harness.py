@@ -187,6 +187,23 @@ def read_bandwidth_gbs(probe: np.ndarray, tries: int = 3) -> float:
     return round(probe.nbytes / best / 1e9, 2)
 
 
+def parallel_read_gbs(array: np.ndarray, threads: int, tries: int = 3) -> float:
+    """Memory read bandwidth `threads` threads get together now, GB/s: the best of `tries`
+    reads of `array`, split into one contiguous share per thread (numpy's max runs without
+    the GIL). Read an array well past the last-level cache, or this measures the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    flat = array.reshape(-1)
+    shares = np.array_split(flat, threads)
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(tries):
+            start = time.perf_counter()
+            list(pool.map(np.max, shares))
+            best = min(best, time.perf_counter() - start)
+    return round(flat.nbytes / best / 1e9, 2)
+
+
 def foreign_cores_judged(load: dict) -> float:
     """Other processes' CPU that decides quietness: the idle pre-sample when the workload had
     one (its own work runs in other processes), else what they used while it ran."""
@@ -283,8 +300,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def row(case: str, impl: str, cold_s: float | None, warm_s: float, threads: int | None = None,
-        **extra: Any) -> dict:
+def row(case: str, impl: str, cold_s: float | None, warm_s: float | None,
+        threads: int | None = None, **extra: Any) -> dict:
     """One measured line of a workload's results (one-off or externally timed), with its
     thread count. Peak memory is not added: this process's high-water mark is the largest of
     every workload run before, so it says nothing of this row (probes measure memory)."""

@@ -118,6 +118,14 @@ def test_read_bandwidth_is_the_probe_size_over_its_fastest_read():
     assert probe.nbytes / (time.perf_counter() - start) / 1e9 <= gbs < 1000
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_parallel_read_bandwidth_is_the_array_size_over_its_fastest_read(threads):
+    array = np.ones((1 << 11, 1 << 10) if threads < 3 else (1 << 21) + 1)
+    start = time.perf_counter()
+    gbs = harness.parallel_read_gbs(array, threads, tries=1)
+    assert array.nbytes / (time.perf_counter() - start) / 1e9 <= gbs < 10_000
+
+
 @pytest.mark.parametrize(("args", "expected"),
                          [((10.0, 1.0, 2.0, 3.0), 4.0), ((1.0, 1.0, 2.0, 3.0), 0.0),
                           ((10.0, 3.0, 2.0, 1.0), None)])

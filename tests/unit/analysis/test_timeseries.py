@@ -45,6 +45,15 @@ def test_window_matches_pandas(data, use_rollup, window):
     assert ours["count"][7] == 0 and np.isnan(ours["mean"][7])
 
 
+def test_the_pandas_comparisons_cover_one_thread_and_two(data):
+    times, series, values = data
+    store = TimeSeriesStore.build(times, series, values, threads=2)
+    every = np.arange(12)
+    t0 = 1_546_300_800
+    assert store._query_threads(every, t0 - 86400, t0 + 86400 * 90, rolled_up=False) == 2
+    assert store._query_threads(every, t0 + 86400 * 10, t0 + 86400 * 11, rolled_up=False) == 1
+
+
 def test_layout_is_sorted_per_series_and_costs_are_reported(data):
     times, series, values = data
     store = TimeSeriesStore.build(pa.array(times), pd.Series(series), values, rollups=("day",))
