@@ -43,7 +43,7 @@ def _add_row(acc, nans, plan, columns, i, g, b):
             if s >= 0:
                 acc[b + np.uint64(s)] = max(acc[b + np.uint64(s)], v)
         else:
-            nans[c, g] += 1
+            nans[c, np.uint64(g)] += 1  # unsigned: no wraparound address computed every row
 
 
 @numba.njit(cache=True, nogil=True)
