@@ -51,11 +51,12 @@ def _counting_sort(codes, n_series, threads):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _gather_sorted(perm, offsets, times, values):
-    """Gather rows per series and sort each series by time (stable) if it is not already."""
-    n = perm.shape[0]
-    out_t = np.empty(n, dtype=times.dtype)
-    out_v = np.empty(n, dtype=values.dtype)
+def _gather_sorted(perm, offsets, times, values, out_t, out_v):
+    """Gather rows per series into out_t and out_v, and sort each series by time (stable) if
+    it is not already. The outputs are allocated by numpy, which asks for transparent huge
+    pages; a kernel's own arrays get 4 KiB pages, on which queries ran slower (A's one-year
+    query, 2 threads, medians: 0.95 to 0.8 ms repeated, 1.7 to 1.5 ms after the data left
+    the cache)."""
     n_series = offsets.shape[0] - 1
     for s in numba.prange(n_series):
         lo = offsets[s]
@@ -308,7 +309,8 @@ class TimeSeriesStore:
             factor, labels = pd.factorize(ids, sort=True)
             codes = factor.astype(np.int64)
         offsets, perm = _counting_sort(codes, labels.shape[0], threads)
-        sorted_t, sorted_v = _gather_sorted(perm, offsets, t, v)
+        sorted_t, sorted_v = _gather_sorted(perm, offsets, t, v, np.empty(perm.size, t.dtype),
+                                            np.empty(perm.size, v.dtype))
         del perm
         store = cls(series_ids=labels, offsets=offsets, times=sorted_t, values=sorted_v,
                     unit=unit, threads=threads)
