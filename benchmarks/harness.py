@@ -300,8 +300,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def row(case: str, impl: str, cold_s: float | None, warm_s: float | None,
-        threads: int | None = None, **extra: Any) -> dict:
+def row(case: str, impl: str, cold_s: float | None, warm_s: float, threads: int | None = None,
+        **extra: Any) -> dict:
     """One measured line of a workload's results (one-off or externally timed), with its
     thread count. Peak memory is not added: this process's high-water mark is the largest of
     every workload run before, so it says nothing of this row (probes measure memory)."""
