@@ -179,12 +179,7 @@ def bandwidth_probe() -> np.ndarray:
 
 def read_bandwidth_gbs(probe: np.ndarray, tries: int = 3) -> float:
     """Memory read bandwidth one core gets now, GB/s: the best of `tries` reads of `probe`."""
-    best = float("inf")
-    for _ in range(tries):
-        start = time.perf_counter()
-        probe.max()
-        best = min(best, time.perf_counter() - start)
-    return round(probe.nbytes / best / 1e9, 2)
+    return parallel_read_gbs(probe, 1, tries)
 
 
 def parallel_read_gbs(array: np.ndarray, threads: int, tries: int = 3) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +121,17 @@ def _build_rollup(offsets, times, values, width):
                 if v > maxs[j]:
                     maxs[j] = v
     return r_off, starts, sums, counts, mins, maxs
+
+
+@contextmanager
+def _parallel_chunks(size: int) -> Iterator[None]:
+    """Inside the block, threads of a parallel kernel take `size` iterations at a time as they
+    become free, not one fixed share each."""
+    previous = numba.set_parallel_chunksize(size)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(previous)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -416,13 +429,10 @@ class TimeSeriesStore:
                              rollup.mins, rollup.maxs, rollup.width)
         # threads take one series at a time as they become free: series differ in length,
         # and a thread held up by another process leaves its share to the other
-        previous = numba.set_parallel_chunksize(1)
-        try:
+        with _parallel_chunks(1):
             sums, counts, mins, maxs = _window_kernel(
                 self.offsets, self.times, self.values, *rollup_arrays, t0, t1,
                 rollup is not None, minmax, selected)
-        finally:
-            numba.set_parallel_chunksize(previous)
         empty = counts == 0
         out = {"series": self.series_ids[selected], "count": counts, "sum": sums,
                "mean": _mean_or_nan(sums, counts)}
@@ -577,12 +587,9 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     if time_sorted:
         lo = int(np.searchsorted(t, start, side="left"))
         hi = max(lo, int(np.searchsorted(t, stop, side="left")))
-    previous = numba.set_parallel_chunksize(_SCAN_CHUNK)
-    try:
+    with _parallel_chunks(_SCAN_CHUNK):
         sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), slot,
                                                keep.size, not time_sorted, threads)
-    finally:
-        numba.set_parallel_chunksize(previous)
     if negatives:
         raise negative_ids
     return {"series": keep, "count": counts, "mean": _mean_or_nan(sums, counts)}
