@@ -15,7 +15,7 @@ from lnds_spe.analysis._inputs import (
     thread_count,
     to_numpy,
 )
-from lnds_spe.analysis._reduce import accumulator_size, fused_reduce, min_max, slot_layout
+from lnds_spe.analysis._reduce import accumulator_copies, accumulator_size, fused_reduce, min_max, slot_layout
 from lnds_spe.analysis._strings import apply_remap, factorize_strings, first_seen_remap
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
@@ -114,7 +114,8 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     acc = np.empty(accumulator_size(n_groups, n_slots, threads, split))
     merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
                                n_buckets, tuple(cols.values()), n_slots, plan, nans, n_groups,
-                               threads, split, acc)
+                               threads, split, accumulator_copies(n_groups, n_slots, split),
+                               acc)
     if bad:
         limit = n_groups // n_buckets
         raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {limit}); "

@@ -293,3 +293,32 @@ def test_prefetch_compiles_for_arrays_of_different_dtypes_in_one_kernel():
 
     ints, floats = np.arange(100, dtype=np.int32), np.full(100, 0.5)
     assert total(ints, floats) == pytest.approx(float(ints.sum()) * 0.5)
+
+
+@pytest.mark.parametrize("n_rows", [0, 5, 17, 50_000])  # fewer rows than copies, and many
+def test_accumulator_copies_give_the_same_groups_as_one_copy(n_rows, monkeypatch):
+    from lnds_spe.analysis import _reduce
+
+    assert _reduce.accumulator_copies(100, 4, split_groups=False) == _reduce._COPIES > 1
+    assert _reduce.accumulator_copies(10_000, 4, split_groups=False) == 1
+    assert _reduce.accumulator_copies(100, 4, split_groups=True) == 1
+    rng = np.random.default_rng(n_rows)
+    keys = rng.integers(0, 9, n_rows)  # 10 groups: the last stays empty
+    x = rng.normal(size=n_rows)
+    x[rng.random(n_rows) < 0.2] = np.nan
+    x[:min(n_rows, 2)] = [np.inf, -np.inf][:min(n_rows, 2)]
+    ops = {"x": REDUCTIONS}
+    with_copies = [groupby_reduce(keys, {"x": x}, n_groups=10, ops=ops, threads=threads)
+                   for threads in (1, 2)]
+    monkeypatch.setattr(_reduce, "_COPIES", 1)
+    assert _reduce.accumulator_copies(100, 4, split_groups=False) == 1
+    one_copy = groupby_reduce(keys, {"x": x}, n_groups=10, ops=ops, threads=1)
+    ref = pandas_reduce(keys, x, 10)
+    for ours in with_copies:
+        for op in ("min", "max", "count"):
+            np.testing.assert_array_equal(ours[f"x.{op}"], one_copy[f"x.{op}"])
+            np.testing.assert_array_equal(ours[f"x.{op}"], ref[op].to_numpy())
+        for op in ("sum", "mean"):
+            np.testing.assert_allclose(ours[f"x.{op}"], one_copy[f"x.{op}"], rtol=1e-12,
+                                       equal_nan=True)
+        np.testing.assert_array_equal(ours["rows"], np.bincount(keys, minlength=10))
