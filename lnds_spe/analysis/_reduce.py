@@ -148,12 +148,11 @@ def accumulator_copies(n_groups: int, n_slots: int, split_groups: bool) -> int:
     return _COPIES if not split_groups and _COPIES * n_groups * n_slots <= _COPIES_FLOATS else 1
 
 
-def accumulator_size(n_groups: int, n_slots: int, threads: int, split_groups: bool) -> int:
+def accumulator_size(n_groups: int, n_slots: int, threads: int, split_groups: bool,
+                     copies: int) -> int:
     """Floats fused_reduce accumulates in: one set of slots when threads split the groups,
-    else each thread's copies."""
-    if split_groups:
-        return n_groups * n_slots
-    return n_groups * n_slots * threads * accumulator_copies(n_groups, n_slots, False)
+    else each thread's `copies` sets."""
+    return n_groups * n_slots * (1 if split_groups else threads * copies)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -111,11 +111,11 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     numba.set_num_threads(threads)
     nans = np.zeros((threads, len(cols), n_groups), dtype=np.int64)  # pages stay untouched
     split = threads > 1 and n_groups * n_slots > _SPLIT_SLOTS
-    acc = np.empty(accumulator_size(n_groups, n_slots, threads, split))
+    copies = accumulator_copies(n_groups, n_slots, split)
+    acc = np.empty(accumulator_size(n_groups, n_slots, threads, split, copies))
     merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
                                n_buckets, tuple(cols.values()), n_slots, plan, nans, n_groups,
-                               threads, split, accumulator_copies(n_groups, n_slots, split),
-                               acc)
+                               threads, split, copies, acc)
     if bad:
         limit = n_groups // n_buckets
         raise AnalysisInputError(f"keys: {bad} key(s) outside [0, {limit}); "
