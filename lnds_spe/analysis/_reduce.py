@@ -59,9 +59,11 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
     compiler (read from an array inside the loop they made it twice as slow). With
     width > 0 the group is key * n_buckets + (time - origin) // width, the division done by
     multiplying with 1 / width and correcting by one (exact within 2**52 of the origin and
-    several times faster). With few groups, rows of one group come close together and each
-    waits for the one before to store its sums; copies put them in separate slots (100
-    groups, 4 slots, 50M rows, 2 threads: 117 to 73 ms). Returns the number of rows whose
+    several times faster), and only for a row outside the last row's bucket (time-ordered
+    rows, 100M, 50 keys, 2 threads on an AMD EPYC: 1.15 to 0.68 s). With few groups, rows
+    of one group come close together and each waits for the one before to store its sums;
+    copies put them in separate slots (100 groups, 4 slots, 50M rows, 2 threads: 117 to 73
+    ms). Returns the number of rows whose
     group is outside [0, n_groups).
     """
     span = g_hi - g_lo
@@ -79,15 +81,18 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
                                 lo, hi)
     n_bad = 0
     inverse = 1.0 / max(width, 1)
+    q, start = np.int64(-1), np.int64(-width)  # the last row's bucket and its start
     for i in range(lo, hi):
         g = np.int64(keys[np.uint64(i)])
         if width > 0:
             d = np.int64(times[np.uint64(i)]) - origin
-            q = np.int64(d * inverse)
-            if q * width > d:
-                q -= 1
-            elif (q + 1) * width <= d:
-                q += 1
+            if np.uint64(d - start) >= np.uint64(width):  # not in the last row's bucket
+                q = np.int64(d * inverse)
+                if q * width > d:
+                    q -= 1
+                elif (q + 1) * width <= d:
+                    q += 1
+                start = q * width
             g = g * n_buckets + q if d >= 0 else np.int64(-1)
         if np.uint64(g) >= np.uint64(n_groups):
             n_bad += 1

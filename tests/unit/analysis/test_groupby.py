@@ -270,6 +270,24 @@ def test_time_bucket_odd_widths_and_bucket_edges_match_integer_division():
                                                                return_counts=True)[1])
 
 
+def test_time_bucket_rows_walking_across_bucket_edges_each_land_in_their_own_bucket():
+    # the kernel reuses the last row's bucket while rows stay in it; these rows step onto
+    # and just off every edge, forwards and backwards, and jump back to earlier buckets
+    for width in (1, 60, 3600):
+        edges = np.array([0, 1, width - 1, width, width - 1, 2 * width, 2 * width - 1,
+                          5 * width, 5 * width + 1, width, 0, 3 * width - 1, 3 * width])
+        times = 1_546_300_800 + np.concatenate([edges, edges[::-1], np.repeat(edges, 3)])
+        values = np.arange(times.size, dtype=float)
+        for threads in (1, 2):
+            out = time_bucket(times, values, bucket=width, ops=("count", "sum"),
+                              threads=threads)
+            buckets, counts = np.unique(times // width, return_counts=True)
+            np.testing.assert_array_equal(out["bucket_start"], buckets * width)
+            np.testing.assert_array_equal(out["count"], counts)
+            sums = np.bincount(np.searchsorted(buckets, times // width), weights=values)
+            np.testing.assert_array_equal(out["sum"], sums)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 2, 5, 100_003])
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
