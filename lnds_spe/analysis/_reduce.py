@@ -63,8 +63,7 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
     rows, 100M, 50 keys, 2 threads on an AMD EPYC: 1.15 to 0.68 s). With few groups, rows
     of one group come close together and each waits for the one before to store its sums;
     copies put them in separate slots (100 groups, 4 slots, 50M rows, 2 threads: 117 to 73
-    ms). Returns the number of rows whose
-    group is outside [0, n_groups).
+    ms). Returns the number of rows whose group is outside [0, n_groups).
     """
     span = g_hi - g_lo
     for j in range(copies * span * n_slots):
