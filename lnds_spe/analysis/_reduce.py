@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from lnds_spe.analysis._prefetch import prefetch
+from lnds_spe.analysis._intrinsics import prefetch
 
 _AHEAD = 16  # rows between prefetching a group's slots and folding into them
 _CACHED_FLOATS = 1 << 17  # accumulators up to 1 MiB stay in cache: no prefetching

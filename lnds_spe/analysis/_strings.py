@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
-from lnds_spe.analysis._prefetch import prefetch
+from lnds_spe.analysis._intrinsics import fold_mul, prefetch
 
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _START_SLOTS = 1024
@@ -81,11 +81,12 @@ def _short_word(words, data, s0, s1):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _short_hash(w, length):
-    """The hash of a string of at most 8 bytes: one multiply before the shared finaliser."""
-    h = (w ^ np.uint64(length)) * _MUL
-    h ^= h >> np.uint64(32)
-    h *= _MUL
-    return h ^ (h >> np.uint64(29))
+    """The hash of a string of at most 8 bytes, its word w: one 128-bit multiply, folded.
+
+    Not a bijection, so a lookup compares the word too; the fmix64 finaliser was one (no
+    compare) but its two dependent multiplies made the lookup loop a third slower.
+    """
+    return fold_mul(w ^ np.uint64(length), _MUL)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -94,12 +95,14 @@ def _short_hits(offsets, words, data, start, hi, s_hash, s_info, arena, codes):
 
     Returns the row it stopped at (hi, a longer string, or a new one). This loop, kept apart
     from _factorize_rows, runs about twice as fast as the same code inside it; the word is
-    loaded as in _short_word, written out because that call costs a third more here.
+    loaded as in _short_word, written out because that call costs a third more here. A
+    row's end offset is the next row's start, read once.
     """
     mask = np.uint64(s_hash.shape[0] - 1)
     n_words = np.uint64(words.shape[0])
+    s1 = np.int64(offsets[np.uint64(start)])
     for r in range(start, hi):
-        s0 = np.int64(offsets[np.uint64(r)])
+        s0 = s1
         s1 = np.int64(offsets[np.uint64(r + 1)])
         length = s1 - s0
         if length > 8:
@@ -120,7 +123,8 @@ def _short_hits(offsets, words, data, start, hi, s_hash, s_info, arena, codes):
         while True:
             info = s_info[slot]
             if info == -1 or (s_hash[slot] == h
-                              and arena[np.uint64(info >> 32)] == np.uint64(length)):
+                              and arena[np.uint64(info >> 32)] == np.uint64(length)
+                              and arena[np.uint64((info >> 32) + 1)] == w):
                 break
             slot = (slot + np.uint64(1)) & mask
         if info == -1:
@@ -135,10 +139,10 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
     """Codes for rows start..hi-1 until the table or arena is full; (next row, codes, arena).
 
     A slot holds a code's hash, and its code with the start of its copy in the arena: its
-    length, then its words. A lookup thus reads one slot and one compact arena entry, not
-    the rows' scattered buffers (those dependent cache misses were most of the time). A
-    string of at most 8 bytes is identified by its length and hash (the hash of one word is
-    a bijection), so only longer strings are compared word by word. Their hashing and
+    length, then its words (one word, zero for the empty string, for strings of at most 8
+    bytes: _short_hits compares it). A lookup thus reads one slot and one compact arena
+    entry, not the rows' scattered buffers (those dependent cache misses were most of the
+    time). Longer strings' hashing and
     comparing are written out inline: numba leaves plain helper calls in this loop un-inlined
     and pays array reference counting on every call, about ten times slower (the short-string
     helpers are inlined by numba itself, inline="always"). After _YIELD_ROWS rows it
@@ -158,7 +162,7 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
                 return r, n_codes, n_arena
             row_words[0] = _short_word(words, data, s0, s1)
             h = _short_hash(row_words[0], length)
-            j = 1 if length > 0 else 0
+            j = 1
         else:
             h = np.uint64(length) * _MUL
             if (length + 7) // 8 > row_words.shape[0]:
@@ -194,7 +198,7 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
             if s_hash[slot] == h:
                 a = info >> 32
                 same = arena[np.uint64(a)] == np.uint64(length)
-                i = 0 if length > 8 else j
+                i = 0
                 while same and i < j:
                     same = arena[np.uint64(a + 1 + i)] == row_words[np.uint64(i)]
                     i += 1
@@ -389,7 +393,7 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
                 if table[slot * np.uint64(2)] == h:
                     a = info >> 32
                     same = arena[np.uint64(a)] == np.uint64(length)
-                    i = 0 if length > 8 else j
+                    i = 0
                     if same and fixed and a + 1 + _FIXED_WORDS <= arena.shape[0]:
                         diff = np.uint64(0)  # branch-free, words past the string masked out
                         for i in range(_FIXED_WORDS):

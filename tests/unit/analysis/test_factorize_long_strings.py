@@ -8,8 +8,11 @@ import pytest
 from lnds_spe.analysis import factorize
 from lnds_spe.analysis._strings import (
     _factorize_by_hash,
+    _grow,
     _hash_parallel,
     _partition_tables,
+    _short_hash,
+    _short_hits,
     distinct_estimate,
 )
 from lnds_spe.analysis.groupby import _arrow_string_buffers
@@ -112,3 +115,19 @@ def test_partition_tables_sized_too_small_grow_and_still_match_pandas():
     ref_codes, ref_uniques = pd.factorize(np.asarray(rows, dtype=object))
     np.testing.assert_array_equal(codes, ref_codes)
     assert [rows[r] for r in first_rows] == ref_uniques.tolist()
+
+
+def test_a_short_string_sharing_another_ones_hash_is_not_given_its_code():
+    # the short-string hash is not a bijection: a slot with the row's hash and length but
+    # another word is a different string, and the lookup must go on (here: find no code)
+    offsets, words, data, _ = _arrow_string_buffers(pa.array(["ab", "ba"]))
+    ab, ba = (int.from_bytes(s.encode(), "little") for s in ("ab", "ba"))
+    row_hash = _short_hash(np.uint64(ba), 2)
+    arena = np.array([2, ab, 0, 0], dtype=np.uint64)  # "ab" only, stored under ba's hash
+    s_hash, s_info = _grow(1024, np.array([row_hash], np.uint64), np.array([0], np.int64), 1)
+    codes = np.full(2, -1, dtype=np.int32)
+    assert _short_hits(offsets, words, data, 1, 2, s_hash, s_info, arena, codes) == 1
+    assert codes[1] == -1
+    arena[1] = ba  # the same slot now holds "ba" itself: found, code 0
+    assert _short_hits(offsets, words, data, 1, 2, s_hash, s_info, arena, codes) == 2
+    assert codes[1] == 0

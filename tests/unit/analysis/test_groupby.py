@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from lnds_spe.analysis import AnalysisInputError, factorize, groupby_reduce, time_bucket
-from lnds_spe.analysis._prefetch import prefetch
+from lnds_spe.analysis._intrinsics import prefetch
 from lnds_spe.analysis._reduce import min_max
 from lnds_spe.analysis.groupby import REDUCTIONS
 

@@ -1,4 +1,4 @@
-"""A software prefetch for numba kernels: a hint to load an array element into cache."""
+"""LLVM intrinsics for numba kernels: a software prefetch, and a 64 × 64 → 128-bit multiply."""
 
 from __future__ import annotations
 
@@ -34,3 +34,20 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+@intrinsic
+def fold_mul(typingctx, a, b):
+    """The two 64-bit halves of the 128-bit product a × b, xored: a hash of a in one multiply
+    whose every bit depends on every bit of a (a 64-bit product's low bits depend only on a's
+    low bits). Not a bijection."""
+    if a != types.uint64 or b != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64, i128 = ir.IntType(64), ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        high = builder.trunc(builder.lshr(product, ir.Constant(i128, 64)), i64)
+        return builder.xor(builder.trunc(product, i64), high)
+
+    return types.uint64(types.uint64, types.uint64), codegen
