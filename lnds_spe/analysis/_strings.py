@@ -83,8 +83,9 @@ def _short_word(words, data, s0, s1):
 def _short_hash(w, length):
     """The hash of a string of at most 8 bytes, its word w: one 128-bit multiply, folded.
 
-    Not a bijection, so a lookup compares the word too; the fmix64 finaliser was one (no
-    compare) but its two dependent multiplies made the lookup loop a third slower.
+    Not a bijection, so a lookup compares the word too. The hash before (a multiply, then
+    the fmix64 finaliser) was one, so lookups compared no word, but its two dependent
+    multiplies made the lookup loop about a third slower.
     """
     return fold_mul(w ^ np.uint64(length), _MUL)
 
@@ -139,14 +140,14 @@ def _factorize_rows(offsets, words, data, start, hi, s_hash, s_info, c_hash, c_s
     """Codes for rows start..hi-1 until the table or arena is full; (next row, codes, arena).
 
     A slot holds a code's hash, and its code with the start of its copy in the arena: its
-    length, then its words (one word, zero for the empty string, for strings of at most 8
-    bytes: _short_hits compares it). A lookup thus reads one slot and one compact arena
+    length, then its words (one word for a string of at most 8 bytes, zero for the empty
+    string: _short_hits compares it). A lookup thus reads one slot and one compact arena
     entry, not the rows' scattered buffers (those dependent cache misses were most of the
-    time). Longer strings' hashing and
-    comparing are written out inline: numba leaves plain helper calls in this loop un-inlined
-    and pays array reference counting on every call, about ten times slower (the short-string
-    helpers are inlined by numba itself, inline="always"). After _YIELD_ROWS rows it
-    hands the next short string back to _short_hits.
+    time). Longer strings' hashing and comparing are written out inline: numba leaves plain
+    helper calls in this loop un-inlined and pays array reference counting on every call,
+    about ten times slower (the short-string helpers are inlined by numba itself,
+    inline="always"). After _YIELD_ROWS rows it hands the next short string back to
+    _short_hits.
     """
     n_words = words.shape[0]
     mask = np.uint64(s_hash.shape[0] - 1)
