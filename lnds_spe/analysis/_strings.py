@@ -26,7 +26,9 @@ _AHEAD = 16  # rows between prefetching a table slot, its arena entry, and the l
 _BATCH_ROWS = 1024  # rows whose partition is tested before any is looked up
 _SKETCH_BITS = 12  # 4096 HyperLogLog registers: the distinct count to within about 2%
 _SKETCH_SLACK = 1.1  # tables sized for 10% more strings than estimated
-_EMPTY_PAIR = np.uint64(0xFFFFFFFFFFFFFFFF)  # an empty slot's info in a paired table (-1)
+_EMPTY_SLOT = np.uint64(0xFFFFFFFFFFFFFFFF)  # an empty slot in a tagged table
+_LOW = np.uint64(0xFFFFFFFF)
+_HIGH = np.uint64(0xFFFFFFFF00000000)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,17 +47,16 @@ def _grow(size, c_hash, c_start, n_codes):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_paired(size, c_hash, c_start, n_codes):
-    """As _grow, for a paired table: slot k's hash at 2k and its info at 2k + 1 (all ones
-    when empty), so a lookup reads one cache line where two arrays cost two."""
-    table = np.full(2 * size, _EMPTY_PAIR, dtype=np.uint64)
+def _grow_tagged(size, c_hash, c_start, n_codes):
+    """As _grow, for a tagged table: one word a slot, the high half of the code's hash above
+    the start of its arena entry (all ones when empty); the code is in the entry itself."""
+    table = np.full(size, _EMPTY_SLOT, dtype=np.uint64)
     mask = np.uint64(size - 1)
     for c in range(n_codes):
         slot = c_hash[c] & mask
-        while table[slot * np.uint64(2) + np.uint64(1)] != _EMPTY_PAIR:
+        while table[slot] != _EMPTY_SLOT:
             slot = (slot + np.uint64(1)) & mask
-        table[slot * np.uint64(2)] = c_hash[c]
-        table[slot * np.uint64(2) + np.uint64(1)] = np.uint64((c_start[c] << 32) | c)
+        table[slot] = (c_hash[c] & _HIGH) | np.uint64(c_start[c])
     return table
 
 
@@ -323,14 +324,16 @@ def _hash_rows(offsets, words, data, lo, hi, hashes, sketch):
 def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_hash, c_start,
                     firsts, arena, n_arena, n_codes, codes):
     """As _factorize_rows, for the rows whose hash falls in one partition, hashes given, with
-    a paired slot table (see _grow_paired): 15% faster than two arrays at 1e6 distinct.
+    a tagged slot table (see _grow_tagged): half the bytes of a (hash, info) pair per slot,
+    so more of the table stays in cache (1e6 distinct strings, 2 threads: factorize's median
+    about 15% faster). An entry's first word holds its code above its length.
 
     Row r gets code c * parts + part, c counting that partition's strings in first-seen
     order.
     """
     n = hashes.shape[0]
-    mask = np.uint64(table.shape[0] // 2 - 1)
-    limit = table.shape[0] // 4
+    mask = np.uint64(table.shape[0] - 1)
+    limit = table.shape[0] // 2
     n_words = np.uint64(words.shape[0])
     row_words = np.empty(8, dtype=np.uint64)
     mine, n_parts = np.uint64(part), np.uint64(parts)
@@ -347,13 +350,12 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
             # prefetch the slot of the row 2 * _AHEAD ahead, and the arena entry (its first
             # and last word's lines) of the row _AHEAD ahead: the lookups' misses overlap
             if q + 2 * _AHEAD < kept:
-                prefetch(table, (batch_hashes[q + 2 * _AHEAD] & mask) * np.uint64(2))
+                prefetch(table, batch_hashes[q + 2 * _AHEAD] & mask)
             if q + _AHEAD < kept:
-                info = np.int64(table[(batch_hashes[q + _AHEAD] & mask) * np.uint64(2)
-                                      + np.uint64(1)])
-                if info != -1:
-                    prefetch(arena, np.uint64(info >> 32))
-                    prefetch(arena, np.uint64((info >> 32) + _FIXED_WORDS))
+                x = table[batch_hashes[q + _AHEAD] & mask]
+                if x != _EMPTY_SLOT:
+                    prefetch(arena, x & _LOW)
+                    prefetch(arena, (x & _LOW) + np.uint64(_FIXED_WORDS))
             r = batch_rows[q]
             h = batch_hashes[q]
             s0 = np.int64(offsets[np.uint64(r)])
@@ -387,13 +389,14 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
                     half = np.uint64(4 * min(8, s1 - p))
                     row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
             slot = h & mask
+            a = 0
             while True:
-                info = np.int64(table[slot * np.uint64(2) + np.uint64(1)])
-                if info == -1:
+                x = table[slot]
+                if x == _EMPTY_SLOT:
                     break
-                if table[slot * np.uint64(2)] == h:
-                    a = info >> 32
-                    same = arena[np.uint64(a)] == np.uint64(length)
+                if (x ^ h) & _HIGH == 0:
+                    a = np.int64(x & _LOW)
+                    same = arena[np.uint64(a)] & _LOW == np.uint64(length)
                     i = 0
                     if same and fixed and a + 1 + _FIXED_WORDS <= arena.shape[0]:
                         diff = np.uint64(0)  # branch-free, words past the string masked out
@@ -407,21 +410,22 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
                     if same:
                         break
                 slot = (slot + np.uint64(1)) & mask
-            if info == -1:
+            if x == _EMPTY_SLOT:
                 if n_codes == limit or n_arena + 1 + j > arena.shape[0]:
                     return r, n_codes, n_arena
+                if length > 0xFFFFFFFF:
+                    raise ValueError("factorize: a string passes 4 GiB")
                 c = n_codes
-                arena[n_arena] = np.uint64(length)
+                arena[n_arena] = (np.uint64(c) << np.uint64(32)) | np.uint64(length)
                 arena[n_arena + 1:n_arena + 1 + j] = row_words[:j]
                 c_hash[c] = h
                 c_start[c] = n_arena
                 firsts[c] = r
-                table[slot * np.uint64(2)] = h
-                table[slot * np.uint64(2) + np.uint64(1)] = np.uint64((n_arena << 32) | c)
+                table[slot] = (h & _HIGH) | np.uint64(n_arena)
                 n_arena += 1 + j
                 n_codes += 1
             else:
-                c = info & 0xFFFFFFFF
+                c = np.int64(arena[np.uint64(a)] >> np.uint64(32))
             codes[np.uint64(r)] = c * parts + part
     return n, n_codes, n_arena
 
@@ -439,9 +443,9 @@ def _factorize_partition(offsets, words, data, hashes, part, parts, table, c_has
                                               table, c_hash, c_start, firsts, arena, n_arena,
                                               n_codes, codes)
         doubled, c_hash, c_start, firsts, arena = _make_room(
-            offsets, r, n, n_codes, n_arena, table.shape[0] // 2, c_hash, c_start, firsts, arena)
+            offsets, r, n, n_codes, n_arena, table.shape[0], c_hash, c_start, firsts, arena)
         if doubled:
-            table = _grow_paired(table.shape[0], c_hash, c_start, n_codes)
+            table = _grow_tagged(2 * table.shape[0], c_hash, c_start, n_codes)
     return firsts[:n_codes].copy()
 
 
@@ -602,7 +606,7 @@ def _partition_tables(distinct: float, parts: int, mean_bytes: float) -> tuple:
     share = int(distinct * _SKETCH_SLACK / parts) + _START_SLOTS
     slots = 1 << (2 * share - 1).bit_length()
     arena_words = int(share * (mean_bytes / 8 + 2))
-    return (np.full((parts, 2 * slots), _EMPTY_PAIR, np.uint64),
+    return (np.full((parts, slots), _EMPTY_SLOT, np.uint64),
             np.empty((parts, slots // 2), np.uint64), np.empty((parts, slots // 2), np.int64),
             np.empty((parts, slots // 2), np.int64), np.empty((parts, arena_words), np.uint64))
 

@@ -131,3 +131,16 @@ def test_a_short_string_sharing_another_ones_hash_is_not_given_its_code():
     arena[1] = ba  # the same slot now holds "ba" itself: found, code 0
     assert _short_hits(offsets, words, data, 1, 2, s_hash, s_info, arena, codes) == 2
     assert codes[1] == 0
+
+
+def test_different_strings_given_one_hash_still_get_their_own_codes():
+    # a tagged slot matches on the hash's high half only: the arena entry must decide
+    rows = ["first-long-string", "second-long-string", "first-long-string", "third-one-here",
+            "second-long-string"]
+    offsets, words, data, _ = _arrow_string_buffers(pa.array(rows))
+    hashes = np.full(len(rows), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    codes, first_rows = _factorize_by_hash(offsets, words, data, hashes,
+                                           *_partition_tables(len(rows), 1, 18.0),
+                                           np.empty(len(rows), np.int32))
+    assert codes.tolist() == [0, 1, 0, 2, 1]
+    assert first_rows.tolist() == [0, 1, 3]
