@@ -26,7 +26,8 @@ _AHEAD = 16  # rows between prefetching a table slot, its arena entry, and the l
 _BATCH_ROWS = 1024  # rows whose partition is tested before any is looked up
 _SKETCH_BITS = 12  # 4096 HyperLogLog registers: the distinct count to within about 2%
 _SKETCH_SLACK = 1.1  # tables sized for 10% more strings than estimated
-_EMPTY_SLOT = np.uint64(0xFFFFFFFFFFFFFFFF)  # an empty slot in a tagged table
+# an empty slot in a tagged table: no entry starts at 2**32 - 1 (the arena stops at 2**31 words)
+_EMPTY_SLOT = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW = np.uint64(0xFFFFFFFF)
 _HIGH = np.uint64(0xFFFFFFFF00000000)
 
