@@ -1,4 +1,5 @@
-"""LLVM intrinsics for numba kernels: a software prefetch, and a 64 × 64 → 128-bit multiply."""
+"""LLVM intrinsics for numba kernels: a software prefetch, a 64 × 64 → 128-bit multiply, and a
+word load at any byte."""
 
 from __future__ import annotations
 
@@ -51,3 +52,26 @@ def fold_mul(typingctx, a, b):
         return builder.xor(builder.trunc(product, i64), high)
 
     return types.uint64(types.uint64, types.uint64), codegen
+
+
+@intrinsic
+def load_word(typingctx, data, index):
+    """The 8 bytes data[index:index + 8] as one uint64 in the machine's byte order (the order
+    a uint64 view of the buffer reads), by one load at any alignment: a string's words need
+    no shifting together from two aligned words. The caller keeps index + 8 within data."""
+    if not (isinstance(data, types.Array) and data.dtype == types.uint8
+            and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, index_type = signature.args
+        view = context.make_array(array_type)(context, builder, args[0])
+        position = context.cast(builder, args[1], index_type, types.intp)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [position],
+                                           wraparound=False)
+        i64 = ir.IntType(64)
+        if not pointer.type.is_opaque:
+            pointer = builder.bitcast(pointer, i64.as_pointer())
+        return builder.load(pointer, typ=i64, align=1)
+
+    return types.uint64(data, index), codegen

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
-from lnds_spe.analysis._intrinsics import fold_mul, prefetch
+from lnds_spe.analysis._intrinsics import fold_mul, load_word, prefetch
 
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _START_SLOTS = 1024
@@ -277,18 +277,15 @@ def _hash_rows(offsets, words, data, lo, hi, hashes, sketch):
     """The hash of rows lo..hi-1 (as _factorize_rows computes it) written to hashes[lo:hi],
     and each hash counted in the HyperLogLog registers `sketch`."""
     n_words = np.uint64(words.shape[0])
+    n_bytes = data.shape[0]
     for r in range(lo, hi):
         s0 = np.int64(offsets[np.uint64(r)])
         s1 = np.int64(offsets[np.uint64(r + 1)])
         length = s1 - s0
         h = np.uint64(length) * _MUL
-        base = np.uint64(s0 >> 3)
-        if 8 < length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words:
-            shift = np.uint64(8 * (s0 & 7))
+        if 8 < length <= 8 * _FIXED_WORDS and s0 + 8 * _FIXED_WORDS <= n_bytes:
             for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
-                k = base + np.uint64(i)
-                w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
-                                           << (np.uint64(63) - shift))
+                w = load_word(data, s0 + 8 * i)  # one unaligned load, then the tail masked
                 half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
                 w &= ((np.uint64(1) << half) << half) - np.uint64(1)
                 mixed = (((h << np.uint64(5)) | (h >> np.uint64(59))) ^ w) * _MUL
@@ -336,6 +333,7 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
     mask = np.uint64(table.shape[0] - 1)
     limit = table.shape[0] // 2
     n_words = np.uint64(words.shape[0])
+    n_bytes = data.shape[0]
     row_words = np.empty(8, dtype=np.uint64)
     mine, n_parts = np.uint64(part), np.uint64(parts)
     batch_rows = np.empty(_BATCH_ROWS, dtype=np.int64)
@@ -365,14 +363,10 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
             j = (length + 7) // 8
             if j > row_words.shape[0]:
                 row_words = np.empty(j, dtype=np.uint64)
-            base = np.uint64(s0 >> 3)
-            fixed = 8 < length <= 8 * _FIXED_WORDS and base + np.uint64(_FIXED_WORDS) < n_words
+            fixed = 8 < length <= 8 * _FIXED_WORDS and s0 + 8 * _FIXED_WORDS <= n_bytes
             if fixed:
-                shift = np.uint64(8 * (s0 & 7))
                 for i in range(_FIXED_WORDS):  # a constant count: unrolled, no mispredicted exit
-                    k = base + np.uint64(i)
-                    w = (words[k] >> shift) | ((words[k + np.uint64(1)] << np.uint64(1))
-                                               << (np.uint64(63) - shift))
+                    w = load_word(data, s0 + 8 * i)  # as in _hash_rows
                     half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
                     row_words[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
             else:

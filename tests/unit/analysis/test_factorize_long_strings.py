@@ -1,11 +1,15 @@
 """factorize on short and long strings, many distinct, split over threads, agrees with pandas."""
 
+import sys
+
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from lnds_spe.analysis import factorize
+from lnds_spe.analysis._intrinsics import load_word
 from lnds_spe.analysis._strings import (
     _factorize_by_hash,
     _grow,
@@ -144,3 +148,17 @@ def test_different_strings_given_one_hash_still_get_their_own_codes():
                                            np.empty(len(rows), np.int32))
     assert codes.tolist() == [0, 1, 0, 2, 1]
     assert first_rows.tolist() == [0, 1, 3]
+
+
+@numba.njit
+def _words_at_every_byte(data):
+    out = np.empty(data.shape[0] - 7, np.uint64)
+    for i in range(out.shape[0]):
+        out[i] = load_word(data, i)
+    return out
+
+
+def test_load_word_reads_the_eight_bytes_at_any_offset():
+    data = np.random.default_rng(5).integers(0, 256, 40, dtype=np.uint8)
+    expected = [int.from_bytes(data[i:i + 8].tobytes(), sys.byteorder) for i in range(33)]
+    assert _words_at_every_byte(data).tolist() == expected
