@@ -9,6 +9,15 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
+def _element_pointer(context, builder, signature, args):
+    """The address of array[index] for an intrinsic called as (array, index)."""
+    array_type, index_type = signature.args
+    view = context.make_array(array_type)(context, builder, args[0])
+    position = context.cast(builder, args[1], index_type, types.intp)
+    return cgutils.get_item_pointer(context, builder, array_type, view, [position],
+                                    wraparound=False)
+
+
 @intrinsic
 def prefetch(typingctx, array, index):
     """Ask the CPU to start loading array[index] into every cache level; no effect on results.
@@ -20,11 +29,7 @@ def prefetch(typingctx, array, index):
         return None
 
     def codegen(context, builder, signature, args):
-        array_type, index_type = signature.args
-        view = context.make_array(array_type)(context, builder, args[0])
-        position = context.cast(builder, args[1], index_type, types.intp)
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [position],
-                                           wraparound=False)
+        pointer = _element_pointer(context, builder, signature, args)
         i32 = ir.IntType(32)
         if not pointer.type.is_opaque:  # one declaration per module: arrays of any dtype
             pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
@@ -64,11 +69,7 @@ def load_word(typingctx, data, index):
         return None
 
     def codegen(context, builder, signature, args):
-        array_type, index_type = signature.args
-        view = context.make_array(array_type)(context, builder, args[0])
-        position = context.cast(builder, args[1], index_type, types.intp)
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [position],
-                                           wraparound=False)
+        pointer = _element_pointer(context, builder, signature, args)
         i64 = ir.IntType(64)
         if not pointer.type.is_opaque:
             pointer = builder.bitcast(pointer, i64.as_pointer())
