@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
+from lnds_spe.analysis._intrinsics import LANES, select_lanes
 from lnds_spe.analysis._reduce import min_max
 
 ROLLUP_SECONDS = {"hour": 3600, "day": 86400}
@@ -495,13 +496,33 @@ def _fold_rows(ts, ids, vs, t0, t1, check_time, slot, acc):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, acc):
+def _fold_selected(ts, ids, vs, slot, acc, kept_slots, kept_values):
+    """As `_fold_rows` without a time test, a vector of LANES rows at a time: select_lanes
+    packs each vector's kept rows into kept_slots/kept_values (room for the rows + LANES),
+    which are then folded in one loop; the last rows (fewer than LANES) one by one."""
+    whole = ids.shape[0] - ids.shape[0] % LANES
+    kept = 0
+    negative = 0
+    for i in range(0, whole, LANES):
+        written, negatives = select_lanes(ids, vs, i, slot, kept_slots, kept_values, kept)
+        kept += written
+        negative += negatives
+    for q in range(kept):
+        k = kept_slots[q]
+        acc[2 * k] += kept_values[q]
+        acc[2 * k + 1] += 1.0
+    return negative + _fold_rows(ts[whole:], ids[whole:], vs[whole:], 0, 0, False, slot, acc)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, acc, kept_slots,
+                kept_values):
     """Fold rows a..b-1 into acc (see `_fold_rows`). With `check_time`, a block whose times
     are all outside [t0, t1) is skipped after one vectorised min/max pass, and one wholly
-    inside is folded without testing times."""
+    inside is folded without testing times, as is every block without `check_time`."""
     ts, ids, vs = times[a:b], series[a:b], values[a:b]  # from 0: no wrap-around checks
     if not check_time or ts.shape[0] == 0:
-        return _fold_rows(ts, ids, vs, t0, t1, False, slot, acc)
+        return _fold_selected(ts, ids, vs, slot, acc, kept_slots, kept_values)
     low = ts[0]
     high = ts[0]
     for i in range(ts.shape[0]):
@@ -509,7 +530,9 @@ def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, acc):
         high = max(high, ts[i])
     if high < t0 or low >= t1:
         return 0
-    return _fold_rows(ts, ids, vs, t0, t1, low < t0 or high >= t1, slot, acc)
+    if low >= t0 and high < t1:
+        return _fold_selected(ts, ids, vs, slot, acc, kept_slots, kept_values)
+    return _fold_rows(ts, ids, vs, t0, t1, True, slot, acc)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -520,13 +543,15 @@ def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_tim
     parallel chunk size set: threads then take chunks of blocks as they become free, each
     folding into its own accumulator."""
     acc = np.zeros((threads, 2 * n_slots))
+    kept_slots = np.empty((threads, _SCAN_BLOCK + LANES), dtype=slot.dtype)
+    kept_values = np.empty((threads, _SCAN_BLOCK + LANES), dtype=values.dtype)
     negatives = np.zeros(threads, dtype=np.int64)
     n_blocks = (hi - lo + _SCAN_BLOCK - 1) // _SCAN_BLOCK
     for j in numba.prange(n_blocks):
         t = numba.get_thread_id()
         a = lo + j * _SCAN_BLOCK
         negatives[t] += _scan_block(times, series, values, a, min(hi, a + _SCAN_BLOCK), t0, t1,
-                                    check_time, slot, acc[t])
+                                    check_time, slot, acc[t], kept_slots[t], kept_values[t])
     total = acc.sum(axis=0)
     return total[0::2], total[1::2].astype(np.int64), negatives.sum()
 
@@ -570,6 +595,8 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
     t = column(times, "times", "i")
     ids = column(series, "series", "i", length=t.shape[0])
     v = column(values, "values", "n", length=t.shape[0])
+    if v.dtype == np.bool_:  # summed as 0 and 1: the kernel's vector select takes numbers
+        v = v.view(np.uint8)
     threads = thread_count(threads)
     numba.set_num_threads(threads)
     negative_ids = AnalysisInputError("series: negative ids; factorise them first")

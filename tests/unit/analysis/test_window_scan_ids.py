@@ -1,9 +1,12 @@
-"""window_scan: the wanted ids, negative ids, and blocks in, across or outside the window."""
+"""window_scan: the wanted ids, negative ids, blocks in, across or outside the window, and the
+vector select of the rows it keeps, for every id and value dtype."""
 
+import numba
 import numpy as np
 import pytest
 
 from lnds_spe.analysis import AnalysisInputError, window_scan
+from lnds_spe.analysis._intrinsics import LANES, select_lanes
 from lnds_spe.analysis.timeseries import _SCAN_BLOCK
 
 
@@ -19,11 +22,13 @@ def test_wanted_ids_beyond_the_data_are_answered_with_count_zero():
 
 @pytest.mark.parametrize("wanted", [None, [0, 1]])
 @pytest.mark.parametrize("time_sorted", [False, True])
-def test_negative_ids_are_refused(wanted, time_sorted):
-    times = np.arange(4, dtype=np.int64)
-    series = np.array([0, -1, 1, 0], dtype=np.int32)
+@pytest.mark.parametrize("n, at", [(4, 1), (5 * LANES + 3, 2 * LANES + 5)])  # tail, vectors
+def test_negative_ids_are_refused(wanted, time_sorted, n, at):
+    times = np.arange(n, dtype=np.int64)
+    series = np.arange(n, dtype=np.int32) % 2
+    series[at] = -1
     with pytest.raises(AnalysisInputError, match="negative ids"):
-        window_scan(times, series, np.ones(4), 0, 4, wanted=wanted, time_sorted=time_sorted)
+        window_scan(times, series, np.ones(n), 0, n, wanted=wanted, time_sorted=time_sorted)
 
 
 def _rows():
@@ -117,3 +122,63 @@ def test_the_parallel_chunk_size_is_restored():
     before = numba.get_parallel_chunksize()
     window_scan(*_long_rows("sorted"), 0, B, threads=2)
     assert numba.get_parallel_chunksize() == before
+
+
+@numba.njit
+def _select_every_vector(ids, values, slot):
+    """select_lanes over every whole vector of rows: the kept slots and values, packed, and
+    the count of negative ids."""
+    kept_slots = np.empty(ids.shape[0] + LANES, dtype=slot.dtype)
+    kept_values = np.empty(ids.shape[0] + LANES, dtype=values.dtype)
+    kept = negative = 0
+    for i in range(0, ids.shape[0] - ids.shape[0] % LANES, LANES):
+        written, negatives = select_lanes(ids, values, i, slot, kept_slots, kept_values, kept)
+        kept += written
+        negative += negatives
+    return kept_slots[:kept], kept_values[:kept], negative
+
+
+@pytest.mark.parametrize("id_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint16,
+                                      np.uint64])
+@pytest.mark.parametrize("value_dtype", [np.float32, np.float64, np.int32, np.uint8])
+def test_select_lanes_packs_the_rows_with_a_slot_and_a_value_in_row_order(id_dtype,
+                                                                           value_dtype):
+    rng = np.random.default_rng(11)
+    n = 6 * LANES
+    ids = rng.integers(0, 40, n).astype(id_dtype)  # ids 30..39 are past the 30-slot table
+    if np.dtype(id_dtype).kind == "i":
+        ids[rng.random(n) < 0.1] = -1
+    elif id_dtype == np.uint64:
+        ids[::9] = 2**63 + 3  # past the table, not negative
+    values = (rng.normal(size=n) * 50).astype(value_dtype)
+    if np.dtype(value_dtype).kind == "f":
+        values[::5] = np.nan
+    slot = np.full(30, -1, dtype=np.int32)
+    slot[rng.choice(30, 12, replace=False)] = np.arange(12, dtype=np.int32)
+    rows = [i for i in range(n) if int(ids[i]) in range(30) and slot[int(ids[i])] >= 0
+            and values[i] == values[i]]
+    got_slots, got_values, negative = _select_every_vector(ids, values, slot)
+    assert 0 < len(rows) < n
+    np.testing.assert_array_equal(got_slots, slot[ids[rows].astype(np.int64)])
+    np.testing.assert_array_equal(got_values, values[rows])
+    assert negative == sum(int(i) < 0 for i in ids)
+
+
+@pytest.mark.parametrize("id_dtype", [np.int16, np.int64, np.uint32])
+@pytest.mark.parametrize("value_dtype", [np.float64, np.int16, np.bool_])
+@pytest.mark.parametrize("time_sorted", [False, True])
+def test_every_id_and_value_dtype_agrees_with_numpy(id_dtype, value_dtype, time_sorted):
+    rng = np.random.default_rng(7)
+    n = 3 * _SCAN_BLOCK + 37  # whole blocks, a short one, and rows after the last vector
+    times = np.sort(rng.integers(0, 100, n)) if time_sorted else rng.integers(0, 100, n)
+    series = rng.integers(0, 9, n).astype(id_dtype)
+    values = (rng.normal(size=n) * 10).astype(value_dtype)
+    if np.dtype(value_dtype).kind == "f":
+        values[::11] = np.nan
+    wanted = np.array([1, 4, 8])
+    out = window_scan(times, series, values, 20, 70, wanted=wanted, time_sorted=time_sorted,
+                      threads=2)
+    count, mean = _expected(times, series.astype(np.int64), values.astype(np.float64), 20, 70,
+                            wanted)
+    np.testing.assert_array_equal(out["count"], count)
+    np.testing.assert_allclose(out["mean"], mean, rtol=1e-12)
