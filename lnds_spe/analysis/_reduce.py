@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from lnds_spe.analysis._intrinsics import prefetch
+from lnds_spe.analysis._intrinsics import StaticInt, prefetch, static_value
 
 _AHEAD = 16  # rows between prefetching a group's slots and folding into them
 _CACHED_FLOATS = 1 << 17  # accumulators up to 1 MiB stay in cache: no prefetching
@@ -13,35 +13,52 @@ _COPIES = 16  # accumulator copies for few groups: row i folds into copy i % _CO
 _COPIES_FLOATS = 1 << 16  # ... while all copies fit in 512 KiB, half the smallest L2 here
 
 
-def slot_layout(keep: list[tuple[bool, bool]]) -> tuple[int, tuple[int, ...]]:
-    """Accumulator slots per group and, per column, the slots of its sum, min and max.
+@numba.njit(cache=True, nogil=True, inline="always")
+def column_slot(bits, c, kind):
+    """The accumulator slot of column c's sum (kind 0), min (1) or max (2), -1 when not kept.
 
     Slot 0 counts rows per group; each column then has a sum slot, and a min and a max slot
-    when `keep` (min, max) asks for them (-1 when not kept). Counts of non-NaN values are not
-    slots: they are rows minus the NaNs, which are counted apart since they are rare.
+    when the layout `bits` keep them: bit 2c keeps column c's min, bit 2c + 1 its max.
+    Counts of non-NaN values are not slots: they are rows minus the NaNs, which are counted
+    apart since they are rare. The sum slot of column len(columns) is the slot count.
     """
-    plan = []
-    n_slots = 1
-    for want_min, want_max in keep:
-        plan += [n_slots, n_slots + 1 if want_min else -1,
-                 n_slots + 1 + want_min if want_max else -1]
-        n_slots += 1 + want_min + want_max
-    return n_slots, tuple(plan)
+    slot = 1
+    for d in range(c):
+        slot += 1 + (bits >> (2 * d) & 1) + (bits >> (2 * d + 1) & 1)
+    want_min = bits >> (2 * c) & 1
+    if kind == 0:
+        return slot
+    if kind == 1:
+        return slot + 1 if want_min else -1
+    return slot + 1 + want_min if bits >> (2 * c + 1) & 1 else -1
+
+
+def slot_layout(keep: list[tuple[bool, bool]]) -> tuple[int, tuple[int, ...], StaticInt]:
+    """Accumulator slots per group; per column, the slots of its sum, min and max (see
+    column_slot); and the layout bits for fused_reduce, which compiles them in as constants.
+
+    `keep` holds, per column, whether it asks for its min and its max.
+    """
+    bits = sum((want_min << (2 * c)) | (want_max << (2 * c + 1))
+               for c, (want_min, want_max) in enumerate(keep))
+    plan = tuple(column_slot(bits, c, kind) for c in range(len(keep)) for kind in range(3))
+    return column_slot(bits, len(keep), 0), plan, StaticInt(bits)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _add_row(acc, nans, plan, columns, i, g, b):
+def _add_row(acc, nans, layout, columns, i, g, b):
     """Fold row i into group g, whose slots start at acc[b]; NaN values are counted in nans."""
     b = np.uint64(b)  # unsigned indices skip numba's negative-index wraparound: 25% faster
+    bits = static_value(layout)
     acc[b] += 1.0
     for c in numba.literal_unroll(range(len(columns))):
         v = columns[c][np.uint64(i)]
         if v == v:
-            acc[b + np.uint64(plan[3 * c])] += v
-            s = plan[3 * c + 1]
+            acc[b + np.uint64(column_slot(bits, c, 0))] += v
+            s = column_slot(bits, c, 1)
             if s >= 0:  # always stored: a branch on a slot missing the cache stalls the loop
                 acc[b + np.uint64(s)] = min(acc[b + np.uint64(s)], v)
-            s = plan[3 * c + 2]
+            s = column_slot(bits, c, 2)
             if s >= 0:
                 acc[b + np.uint64(s)] = max(acc[b + np.uint64(s)], v)
         else:
@@ -49,14 +66,15 @@ def _add_row(acc, nans, plan, columns, i, g, b):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, columns,
+def _fold_rows(acc, nans, layout, keys, times, origin, width, n_buckets, columns,
                n_groups, g_lo, g_hi, lo, hi, copies):
     """Initialise acc (`copies` copies of groups g_lo..g_hi-1 by slots), fold rows lo..hi-1
     of those groups in, row i into copy i % copies (a power of two).
 
     Kept out of the parallel region, where numba compiles the same loop several times slower.
-    The plan is a tuple and the column loop unrolled, so slot offsets are constants to the
-    compiler (read from an array inside the loop they made it twice as slow). With
+    The layout is a StaticInt and the column loop unrolled, so slot offsets are constants
+    and the tests of slots not kept are compiled out (read from a tuple argument, 100 and
+    1e4 groups, 1e8 rows, 2 threads: about 1.3 times slower). With
     width > 0 the group is key * n_buckets + (time - origin) // width, the division done by
     multiplying with 1 / width and correcting by one (exact within 2**52 of the origin and
     several times faster), and only for a row outside the last row's bucket (time-ordered
@@ -65,25 +83,30 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
     copies put them in separate slots (100 groups, 4 slots, 50M rows, 2 threads: 117 to 73
     ms). Returns the number of rows whose group is outside [0, n_groups).
     """
+    bits = static_value(layout)
+    n_slots = column_slot(bits, len(columns), 0)
     span = g_hi - g_lo
     for j in range(copies * span * n_slots):
         acc[j] = 0.0
     for c in range(len(columns)):
         for k in (1, 2):
-            s = plan[3 * c + k]
+            s = column_slot(bits, c, k)
             if s >= 0:
                 fill = np.inf if k == 1 else -np.inf
                 for g in range(copies * span):
                     acc[g * n_slots + s] = fill
-    if width == 0 and span * n_slots > _CACHED_FLOATS:
-        return _fold_rows_ahead(acc, nans, n_slots, plan, keys, columns, n_groups, g_lo, span,
-                                lo, hi)
+    if width == 0:  # keys alone, apart: a test of width in their loop made it 1.3x slower
+        if span * n_slots > _CACHED_FLOATS:
+            return _fold_keys(acc, nans, layout, keys, columns, n_groups, g_lo, span, lo, hi,
+                              copies, True)
+        return _fold_keys(acc, nans, layout, keys, columns, n_groups, g_lo, span, lo, hi,
+                          copies, False)
     n_bad = 0
-    inverse = 1.0 / max(width, 1)
+    inverse = 1.0 / width
     q, start = np.int64(-1), np.int64(-width)  # the last row's bucket and its start
     for i in range(lo, hi):
         g = np.int64(keys[np.uint64(i)])
-        if width > 0:
+        if width > 0:  # always true here, but LLVM compiles the loop 7% faster with it
             d = np.int64(times[np.uint64(i)]) - origin
             if np.uint64(d - start) >= np.uint64(width):  # not in the last row's bucket
                 q = np.int64(d * inverse)
@@ -96,20 +119,22 @@ def _fold_rows(acc, nans, n_slots, plan, keys, times, origin, width, n_buckets, 
         if np.uint64(g) >= np.uint64(n_groups):
             n_bad += 1
         elif np.uint64(g - g_lo) < np.uint64(span):
-            _add_row(acc, nans, plan, columns, i, g,
+            _add_row(acc, nans, layout, columns, i, g,
                      ((i & (copies - 1)) * span + g - g_lo) * n_slots)
     return n_bad
 
 
 @numba.njit(cache=True, nogil=True)
-def _fold_rows_ahead(acc, nans, n_slots, plan, keys, columns, n_groups, g_lo, span, lo, hi):
-    """_fold_rows's loop for keys without times, on accumulators too big for the cache: each
-    row's slots are prefetched _AHEAD rows before they are folded into, so their cache misses
-    overlap (1e6 groups: 10-15% faster). Apart, because the test in _fold_rows's loop makes
-    small group counts 15% slower. Returns the number of rows outside [0, n_groups)."""
+def _fold_keys(acc, nans, layout, keys, columns, n_groups, g_lo, span, lo, hi, copies, ahead):
+    """_fold_rows's loop for keys without times. With `ahead` (a constant, passed as True
+    for accumulators too big for the cache), each row's slots are prefetched _AHEAD rows
+    before they are folded into, so their cache misses overlap (1e6 groups: 10-15% faster;
+    with few groups prefetching only costs). Returns the number of rows outside
+    [0, n_groups)."""
+    n_slots = column_slot(static_value(layout), len(columns), 0)
     n_bad = 0
     for i in range(lo, hi):
-        if i + _AHEAD < hi:
+        if ahead and i + _AHEAD < hi:
             later = np.uint64(np.int64(keys[np.uint64(i + _AHEAD)]) - g_lo)
             if later < np.uint64(span):
                 prefetch(acc, later * np.uint64(n_slots))
@@ -117,7 +142,8 @@ def _fold_rows_ahead(acc, nans, n_slots, plan, keys, columns, n_groups, g_lo, sp
         if np.uint64(g) >= np.uint64(n_groups):
             n_bad += 1
         elif np.uint64(g - g_lo) < np.uint64(span):
-            _add_row(acc, nans, plan, columns, i, g, (g - g_lo) * n_slots)
+            _add_row(acc, nans, layout, columns, i, g,
+                     ((i & (copies - 1)) * span + g - g_lo) * n_slots)
     return n_bad
 
 
@@ -160,7 +186,7 @@ def accumulator_size(n_groups: int, n_slots: int, threads: int, split_groups: bo
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, nans, n_groups,
+def fused_reduce(keys, times, origin, width, n_buckets, columns, layout, nans, n_groups,
                  threads, split_groups, copies, acc):
     """Every column's slots per group (a groups by slots matrix, as in slot_layout).
 
@@ -173,6 +199,8 @@ def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, 
     (accumulator_size floats, allocated by numpy: see _strings). Returns the slots and the
     number of rows whose group is outside [0, n_groups).
     """
+    bits = static_value(layout)
+    n_slots = column_slot(bits, len(columns), 0)
     n = keys.shape[0]
     bad = np.zeros(threads, dtype=np.int64)
     if split_groups:
@@ -180,7 +208,7 @@ def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, 
         for t in numba.prange(threads):
             g_lo = min(n_groups, t * per)
             g_hi = min(n_groups, g_lo + per)
-            bad[t] = _fold_rows(acc[g_lo * n_slots:g_hi * n_slots], nans[t], n_slots, plan,
+            bad[t] = _fold_rows(acc[g_lo * n_slots:g_hi * n_slots], nans[t], layout,
                                 keys, times, origin, width, n_buckets, columns, n_groups,
                                 g_lo, g_hi, 0, n, 1)
         return acc.reshape((n_groups, n_slots)), bad[0]
@@ -189,7 +217,7 @@ def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, 
     for t in numba.prange(threads):
         lo = min(n, t * chunk)
         mine = acc[t * copies * span:(t + 1) * copies * span]
-        bad[t] = _fold_rows(mine, nans[t], n_slots, plan, keys, times, origin, width,
+        bad[t] = _fold_rows(mine, nans[t], layout, keys, times, origin, width,
                             n_buckets, columns, n_groups, 0, n_groups, lo, min(n, lo + chunk),
                             copies)
     sets = threads * copies  # every thread's every copy, merged into the first
@@ -197,8 +225,8 @@ def fused_reduce(keys, times, origin, width, n_buckets, columns, n_slots, plan, 
         kinds = np.zeros(n_slots, dtype=np.int64)  # 0: added, 1: min, 2: max
         for c in range(len(columns)):
             for k in (1, 2):
-                if plan[3 * c + k] >= 0:
-                    kinds[plan[3 * c + k]] = k
+                if column_slot(bits, c, k) >= 0:
+                    kinds[column_slot(bits, c, k)] = k
         for g in numba.prange(n_groups):
             b = g * n_slots
             for s in range(n_slots):

@@ -106,7 +106,8 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     """Rows per group and each column's requested reductions, from one fused kernel call."""
     cols = _value_columns(values, keys_arr.shape[0])
     col_ops = _column_ops(ops, list(cols))
-    n_slots, plan = slot_layout([("min" in spec, "max" in spec) for spec in col_ops.values()])
+    n_slots, plan, layout = slot_layout([("min" in spec, "max" in spec)
+                                         for spec in col_ops.values()])
     threads = thread_count(threads)
     numba.set_num_threads(threads)
     nans = np.zeros((threads, len(cols), n_groups), dtype=np.int64)  # pages stay untouched
@@ -114,7 +115,7 @@ def _reduce(keys_arr: np.ndarray, values: Any, n_groups: int, ops: Any, threads:
     copies = accumulator_copies(n_groups, n_slots, split)
     acc = np.empty(accumulator_size(n_groups, n_slots, threads, split, copies))
     merged, bad = fused_reduce(keys_arr, keys_arr if times is None else times, origin, width,
-                               n_buckets, tuple(cols.values()), n_slots, plan, nans, n_groups,
+                               n_buckets, tuple(cols.values()), layout, nans, n_groups,
                                threads, split, copies, acc)
     if bad:
         limit = n_groups // n_buckets

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from lnds_spe.analysis import AnalysisInputError, factorize, groupby_reduce, time_bucket
-from lnds_spe.analysis._intrinsics import prefetch
-from lnds_spe.analysis._reduce import min_max
+from lnds_spe.analysis._intrinsics import StaticInt, prefetch, static_value
+from lnds_spe.analysis._reduce import min_max, slot_layout
 from lnds_spe.analysis.groupby import REDUCTIONS
 
 
@@ -125,13 +125,17 @@ def test_fused_columns_match_pandas_per_column(n_rows, n_groups, threads):
     a[rng.random(n_rows) < 0.1] = np.nan
     b = rng.integers(-5, 5, n_rows)  # integers are reduced as float64
     c = rng.normal(size=n_rows).astype(np.float32)
-    ops = {"a": ("sum", "mean", "min", "max", "count"), "b": "sum", "c": ("min", "count")}
-    ours = groupby_reduce(keys, {"a": a, "b": b, "c": c}, n_groups=n_groups, ops=ops,
+    d = rng.uniform(size=n_rows)
+    # every slot layout a column can have: min and max, neither, min alone, max alone
+    ops = {"a": ("sum", "mean", "min", "max", "count"), "b": "sum", "c": ("min", "count"),
+           "d": ("max", "mean")}
+    ours = groupby_reduce(keys, {"a": a, "b": b, "c": c, "d": d}, n_groups=n_groups, ops=ops,
                           threads=threads)
     assert set(ours) == {"rows"} | {f"{name}.{op}" for name, spec in ops.items()
                                     for op in ((spec,) if isinstance(spec, str) else spec)}
     np.testing.assert_array_equal(ours["rows"], np.bincount(keys, minlength=n_groups))
-    for name, column in (("a", a), ("b", b.astype(np.float64)), ("c", c.astype(np.float64))):
+    for name, column in (("a", a), ("b", b.astype(np.float64)), ("c", c.astype(np.float64)),
+                         ("d", d)):
         ref = pandas_reduce(keys, column, n_groups)
         for op in (ops[name],) if isinstance(ops[name], str) else ops[name]:
             expected = ref[op].to_numpy()
@@ -340,3 +344,22 @@ def test_accumulator_copies_give_the_same_groups_as_one_copy(n_rows, monkeypatch
             np.testing.assert_allclose(ours[f"x.{op}"], one_copy[f"x.{op}"], rtol=1e-12,
                                        equal_nan=True)
         np.testing.assert_array_equal(ours["rows"], np.bincount(keys, minlength=10))
+
+
+def test_slot_layout_gives_each_kept_reduction_its_own_slot_after_the_row_count():
+    n_slots, plan, layout = slot_layout([(False, False), (True, False), (True, True),
+                                         (False, True)])
+    assert plan == (1, -1, -1, 2, 3, -1, 4, 5, 6, 7, -1, 8)  # (sum, min, max) per column
+    assert n_slots == 9
+    assert layout.value == 0b10_11_01_00  # bit 2c: column c's min, 2c + 1: its max
+
+
+def test_a_static_int_is_compiled_in_once_per_value():
+    @numba.njit
+    def scaled(x, static):
+        return x * static_value(static)
+
+    assert scaled(2.0, StaticInt(3)) == 6.0
+    assert scaled(2.0, StaticInt(5)) == 10.0
+    assert scaled(1.0, StaticInt(3)) == 3.0
+    assert len(scaled.signatures) == 2
