@@ -18,6 +18,12 @@ def _element_pointer(context, builder, array_type, array, index_type, index):
                                     wraparound=False)
 
 
+def _pointer_to(builder, pointer, element_type):
+    """`pointer` as a pointer to element_type (a cast only where LLVM pointers are typed)."""
+    return pointer if pointer.type.is_opaque else builder.bitcast(pointer,
+                                                                  element_type.as_pointer())
+
+
 @intrinsic
 def prefetch(typingctx, array, index):
     """Ask the CPU to start loading array[index] into every cache level; no effect on results.
@@ -32,8 +38,7 @@ def prefetch(typingctx, array, index):
         pointer = _element_pointer(context, builder, signature.args[0], args[0],
                                    signature.args[1], args[1])
         i32 = ir.IntType(32)
-        if not pointer.type.is_opaque:  # one declaration per module: arrays of any dtype
-            pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+        pointer = _pointer_to(builder, pointer, ir.IntType(8))  # one declaration: any dtype
         function = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]),
             "llvm.prefetch." + ("p0" if pointer.type.is_opaque else "p0i8"))
@@ -73,9 +78,7 @@ def load_word(typingctx, data, index):
         pointer = _element_pointer(context, builder, signature.args[0], args[0],
                                    signature.args[1], args[1])
         i64 = ir.IntType(64)
-        if not pointer.type.is_opaque:
-            pointer = builder.bitcast(pointer, i64.as_pointer())
-        return builder.load(pointer, typ=i64, align=1)
+        return builder.load(_pointer_to(builder, pointer, i64), typ=i64, align=1)
 
     return types.uint64(data, index), codegen
 
@@ -87,18 +90,12 @@ def _vector(element, count=LANES):
     return ir.VectorType(element, count)
 
 
-def _splat(builder, value, count=LANES):
+def _splat(builder, value):
     """A vector holding `value` in every lane."""
     i32 = ir.IntType(32)
-    one = builder.insert_element(ir.Constant(_vector(value.type, count), ir.Undefined), value,
-                                 i32(0))
-    return builder.shuffle_vector(one, ir.Constant(_vector(value.type, count), ir.Undefined),
-                                  ir.Constant(_vector(i32, count), [0] * count))
-
-
-def _vector_pointer(builder, pointer, vector_type):
-    return pointer if pointer.type.is_opaque else builder.bitcast(pointer,
-                                                                  vector_type.as_pointer())
+    one = builder.insert_element(ir.Constant(_vector(value.type), ir.Undefined), value, i32(0))
+    return builder.shuffle_vector(one, ir.Constant(_vector(value.type), ir.Undefined),
+                                  ir.Constant(_vector(i32), [0] * LANES))
 
 
 def _lane_count(builder, mask):
@@ -133,7 +130,7 @@ def _store_packed(context, builder, vector, keep, array_type, array, at):
             f"llvm.experimental.vector.compress.v{step}{element}")
         packed = builder.call(compress, [part, part_keep, ir.Constant(part.type, ir.Undefined)])
         pointer = _element_pointer(context, builder, array_type, array, types.int64, at)
-        builder.store(packed, _vector_pointer(builder, pointer, part.type), align=size)
+        builder.store(packed, _pointer_to(builder, pointer, part.type), align=size)
         at = builder.add(at, _lane_count(builder, part_keep))
 
 
@@ -170,7 +167,7 @@ def select_lanes(typingctx, ids, values, start, slot, out_slots, out_values, at)
         def load(array_t, array, index_t, index, element):
             pointer = _element_pointer(context, builder, array_t, array, index_t, index)
             vector = _vector(element)
-            return builder.load(_vector_pointer(builder, pointer, vector), typ=vector,
+            return builder.load(_pointer_to(builder, pointer, vector), typ=vector,
                                 align=context.get_abi_sizeof(element))
 
         id_vector = load(ids_t, ids_arg, start_t, start_arg, id_ir)
