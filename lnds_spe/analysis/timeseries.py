@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numba
 import numpy as np
 
 from lnds_spe.analysis._inputs import AnalysisInputError, column, thread_count, to_numpy
-from lnds_spe.analysis._intrinsics import LANES, select_lanes
+from lnds_spe.analysis._intrinsics import LANES, prefetch, select_lanes
 from lnds_spe.analysis._reduce import min_max
 
 ROLLUP_SECONDS = {"hour": 3600, "day": 86400}
@@ -23,6 +24,11 @@ _MAX_DIRECT_SERIES_ID = 10_000_000
 # one-year query on one thread, 3.6 ms against 1.1 ms beside the peers' queries.
 _SERIAL_BELOW_ROWS = 200_000
 _FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; NaN checks stay exact (no 'nnan')
+# a series' values are summed _SUM_STEP at a time while the lines _PREFETCH_AHEAD values on
+# are asked for: one core's hardware prefetcher alone streamed A's one-year query (50 series,
+# 26M values, 2 threads) at 11 GB/s, 1.9 ms from memory; with 512 values ahead, 1.2 ms
+_SUM_STEP = 256
+_PREFETCH_AHEAD = 512
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -137,6 +143,22 @@ def _parallel_chunks(size: int) -> Iterator[None]:
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def _raw_sum_count(values, lo, hi):
+    """Sum and count of the non-NaN values in values[lo:hi], the lines ahead prefetched."""
+    line = max(1, 64 // values.itemsize)
+    total = 0.0
+    count = 0
+    for start in range(lo, hi, _SUM_STEP):
+        stop = min(start + _SUM_STEP, hi)
+        for ahead in range(start + _PREFETCH_AHEAD, min(stop + _PREFETCH_AHEAD, hi), line):
+            prefetch(values, ahead)
+        part, c = _sum_count(values, start, stop)
+        total += part
+        count += c
+    return total, count
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _sum_count(values, lo, hi):
     """Sum and count of the non-NaN values in values[lo:hi]."""
     seg = values[lo:hi]  # indices from 0 need no wrap-around: the loop vectorises, no gathers
     total = 0.0
@@ -446,12 +468,17 @@ class TimeSeriesStore:
         """One thread for small work (roll-ups, short windows), else the store's threads."""
         if rolled_up or self.n_rows == 0:
             return 1
-        lo, hi = self.offsets[:-1], self.offsets[1:]
-        filled = hi > lo  # each series is sorted: its first and last rows bound its times
-        first, last = int(self.times[lo[filled]].min()), int(self.times[hi[filled] - 1].max())
+        first, last = self._time_span
         overlap = max(0, min(t1, last + 1) - max(t0, first)) / max(1, last + 1 - first)
         rows = int((self.offsets[selected + 1] - self.offsets[selected]).sum()) * overlap
         return 1 if rows < _SERIAL_BELOW_ROWS else self.threads
+
+    @cached_property
+    def _time_span(self) -> tuple[int, int]:
+        """The first and last time stored (read once: 2 × n_series scattered loads)."""
+        lo, hi = self.offsets[:-1], self.offsets[1:]
+        filled = hi > lo  # each series is sorted: its first and last rows bound its times
+        return int(self.times[lo[filled]].min()), int(self.times[hi[filled] - 1].max())
 
     def _pick_rollup(self, use_rollup: str | None) -> Rollup | None:
         """The roll-up a query should use, validated."""

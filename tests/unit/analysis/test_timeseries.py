@@ -127,3 +127,21 @@ def test_window_on_selected_series(data):
     np.testing.assert_allclose(some["mean"], full["mean"][[8, 2]])
     with pytest.raises(AnalysisInputError, match="series"):
         store.window(0, 1, series=[99])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prefetched_sum_and_count_over_any_range(dtype):
+    """The raw-range sum steps and prefetches in blocks: ranges of every length and offset,
+    inside and across blocks, give numpy's sum and count of the non-NaN values."""
+    from lnds_spe.analysis.timeseries import _raw_sum_count
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=5_000).astype(dtype)
+    values[rng.random(values.size) < 0.05] = np.nan
+    ranges = [(0, 0), (0, 1), (0, 5_000), (255, 257), (256, 768), (17, 4_999), (4_999, 5_000)]
+    ranges += [tuple(sorted(rng.integers(0, 5_001, 2))) for _ in range(200)]
+    for lo, hi in ranges:
+        total, count = _raw_sum_count(values, lo, hi)
+        part = values[lo:hi].astype(np.float64)
+        assert count == np.count_nonzero(~np.isnan(part)), (lo, hi)
+        np.testing.assert_allclose(total, np.nansum(part), rtol=1e-12, atol=1e-12)
