@@ -323,6 +323,7 @@ def test_accumulator_copies_give_the_same_groups_as_one_copy(n_rows, monkeypatch
 
     assert _reduce.accumulator_copies(100, 4, split_groups=False) == _reduce._COPIES > 1
     assert _reduce.accumulator_copies(10_000, 4, split_groups=False) == 1
+    assert _reduce.accumulator_copies(1_000, 2, split_groups=False) == 32  # as many as fit
     assert _reduce.accumulator_copies(100, 4, split_groups=True) == 1
     rng = np.random.default_rng(n_rows)
     keys = rng.integers(0, 9, n_rows)  # 10 groups: the last stays empty
