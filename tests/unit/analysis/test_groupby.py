@@ -104,6 +104,35 @@ def test_factorize_arrow_strings_matches_pandas(threads):
     np.testing.assert_array_equal(large_codes, ref_codes)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_factorize_chunks_seeded_by_the_first_rows_match_pandas(threads):
+    """Few distinct strings: every chunk codes the first rows first. Strings that only a
+    later chunk holds, or that the first chunk meets after those rows, are remapped."""
+    from lnds_spe.analysis import _strings
+    from lnds_spe.analysis.groupby import _arrow_string_buffers
+
+    rng = np.random.default_rng(4)
+    labels = np.array([f"id{i:02d}" for i in range(40)] + ["a long label of many words"],
+                      dtype=object)
+    values = labels[rng.integers(0, labels.size, 60_000)]
+    values[5_000] = "met after the seed"
+    values[[40_000, 45_000]] = ["only late", "a long string only a late chunk holds"]
+    values[50_000] = "met after the seed"
+    ref_codes, ref_uniques = pd.factorize(values)
+    assert _strings._SAMPLE_ROWS < 5_000
+    offsets, words, data, _ = _arrow_string_buffers(pa.array(values, pa.string()))
+    codes, firsts = _strings.factorize_parallel(offsets, words, data, threads,
+                                                np.empty(values.size, np.int32))
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(values[firsts], ref_uniques)
+    seeded_only = labels[rng.integers(0, labels.size, 60_000)]
+    codes, firsts = _strings.factorize_parallel(
+        *_arrow_string_buffers(pa.array(seeded_only, pa.string()))[:3], threads,
+        np.empty(seeded_only.size, np.int32))
+    np.testing.assert_array_equal(codes, pd.factorize(seeded_only)[0])
+    np.testing.assert_array_equal(seeded_only[firsts], pd.factorize(seeded_only)[1])
+
+
 def test_factorize_numpy_and_pandas_inputs():
     values = np.array(["b", "a", "b", "c"], dtype=object)
     codes, uniques = factorize(values)
