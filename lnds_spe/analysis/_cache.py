@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+# a folder of kernels compiled in advance (the workspace image's, see warm.py), copied into an
+# empty cache folder before numba first looks there
+SEED_ENV = "LNDS_SPE_NUMBA_SEED"
 
 
 def default_cache_dir() -> Path:
@@ -25,6 +30,24 @@ def ensure_numba_cache_dir() -> str:
         except OSError:
             continue
         if os.access(folder, os.W_OK):
+            if os.environ.get(SEED_ENV):
+                seed_cache(folder, Path(os.environ[SEED_ENV]))
             os.environ["NUMBA_CACHE_DIR"] = str(folder)
             return str(folder)
     raise OSError("no writable folder for NUMBA_CACHE_DIR: set it to a writable path")
+
+
+def seed_cache(folder: Path, seed: Path) -> bool:
+    """Fill an empty cache folder with a copy of `seed`; whether it did. The copy is made
+    beside it and renamed into place, so no process reads a half-copied cache, and a folder
+    another process filled first is left as it is."""
+    if not seed.is_dir() or any(folder.iterdir()):
+        return False
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        shutil.copytree(seed, partial, dirs_exist_ok=True)
+        os.replace(partial, folder)  # replaces only an empty folder
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        return False
+    return True
