@@ -41,15 +41,14 @@ def warm_calls() -> list[tuple[str, object]]:
     filters = rng.integers(0, 2**63, (200, 16), dtype=np.uint64)
     calls: list[tuple[str, object]] = []
     for key_type, k in keys.items():
+        calls.append((f"time_bucket {key_type.__name__} keys",
+                      lambda k=k: time_bucket(times, values[np.float64], "hour", keys=k,
+                                              n_keys=20, ops=("mean", "min", "max"))))
         for value_type, v in values.items():
             for ops in ("mean", REDUCTIONS):  # no min or max kept, and both (compiled apart)
                 calls.append((f"groupby_reduce {key_type.__name__} keys, "
                               f"{value_type.__name__} values, {ops}",
                               lambda k=k, v=v, ops=ops: groupby_reduce(k, v, 20, ops=ops)))
-        calls.append((f"time_bucket {key_type.__name__} keys",
-                      lambda k=k: time_bucket(times, values[np.float64], "hour", keys=k,
-                                              n_keys=20, ops=("mean", "min", "max"))))
-        for value_type, v in values.items():
             calls.append((f"window_scan {key_type.__name__} ids, {value_type.__name__} values",
                           lambda k=k, v=v: window_scan(times, k, v, int(times[100]),
                                                        int(times[-100]), time_sorted=True)))
@@ -60,8 +59,8 @@ def warm_calls() -> list[tuple[str, object]]:
     try:
         import pyarrow as pa
     except ImportError:
-        pa = None
-    if pa is not None:
+        pass
+    else:
         labels = pa.array([f"label-{i % 37}" for i in range(n)])
         calls += [("factorize strings", lambda: factorize(labels)),
                   ("factorize large strings", lambda: factorize(labels.cast(pa.large_string())))]
