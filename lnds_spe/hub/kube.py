@@ -98,8 +98,7 @@ class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
         return lockdown.network_policy(project.slug, self.namespace, self.hub_pod_labels,
                                        self.hub_port_for_workspaces)
 
-    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
-                             outputs_dir: str) -> None:
+    async def prepare_engine(self, project: ProjectInfo) -> None:
         """Lock the pod down and create (or replace) the project's NetworkPolicy."""
         from kubernetes_asyncio.client import NetworkingV1Api
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -114,3 +113,7 @@ class SPEKubeSpawner(SPEPolicyMixin, KubeSpawner):
             if error.status != 409:
                 raise
             await api.replace_namespaced_network_policy(name, self.namespace, manifest)
+
+    def mount_data(self, datasets: dict[str, str], outputs_dir: str) -> None:
+        """Nothing to add: the pod mounts its prepared folder from the state claim and the
+        project's outputs claim by name (apply_lockdown), wherever the hub put the files."""

@@ -3,7 +3,7 @@
 A server is named by its project's slug. Before every start the mixin asks the registry whether
 the user is a researcher of the project, the project is active and within its dates, and the image
 is on the project's allow-list; a refusal is audited and its reason shown on the spawn page. It
-then prepares the project's data on the hub side, and the engine class applies the lockdown.
+then prepares the project's data on the hub side while the engine class applies the lockdown.
 
 One name is reserved: `review`, the output checker's review server. It starts for users who check
 at least one open project, with the same locked-down image, no project data and no outputs
@@ -305,25 +305,47 @@ class SPEPolicyMixin(LoggingConfigurable):
         return options
 
     async def start(self):
-        """Check the policy, prepare data and the engine side, then start the workspace."""
+        """Check the policy, prepare data and the engine side at once, then start the workspace.
+
+        The data (decrypted in a thread) and the engine side (network, home, firewall) do not
+        depend on each other, so a large dataset's decryption overlaps the engine's work.
+        """
         if self.is_review_server:
             self.authorize_review()
             await self.prepare_review_engine()
         else:
             project = self.authorize_spawn()
+        steps: list[asyncio.Future] = []
         try:
             if not self.is_review_server:
-                prepared = await asyncio.to_thread(self.prepare_data, project)
-                outputs = await asyncio.to_thread(self.outputs_dir, project)
-                await self.prepare_engine(project, prepared, outputs)
+                data = asyncio.ensure_future(asyncio.to_thread(self.prepare_files, project))
+                steps = [data, asyncio.ensure_future(self.prepare_engine(project))]
+                await asyncio.wait(steps)
+                for step in steps:  # the data's error first: it may be an audited refusal
+                    step.result()
+                self.mount_data(*data.result())
             result = await super().start()
             self.audit("workspace.spawn", details={"image": self.requested_image()})
         except BaseException as error:
-            # Whatever failed after decryption (audit, engine, cancellation), no plaintext stays.
-            await asyncio.shield(asyncio.to_thread(self._delete_after_failed_start))
+            # Whatever failed (decryption, audit, engine, cancellation), no plaintext stays.
+            await asyncio.shield(self._clean_up_failed_start(steps))
             self._audit_failed_start(error)
             raise
         return result
+
+    def prepare_files(self, project: ProjectInfo) -> tuple[dict[str, str], str]:
+        """The host side of a start: the prepared datasets and the outputs folder."""
+        return self.prepare_data(project), self.outputs_dir(project)
+
+    async def _clean_up_failed_start(self, steps: list[asyncio.Future]) -> None:
+        """Wait for the start's steps to end (a cancelled start does not stop a decryption
+        thread, which would write after the deletion), then delete the prepared data."""
+        if steps:
+            await asyncio.wait(steps)
+            for step in steps:  # retrieved: the start's own error is the one raised
+                if not step.cancelled():
+                    step.exception()
+        await asyncio.to_thread(self._delete_after_failed_start)
 
     def _delete_after_failed_start(self) -> None:
         """Delete the prepared data of a start that failed; an audit error must not hide the
@@ -341,9 +363,13 @@ class SPEPolicyMixin(LoggingConfigurable):
         except Exception as audit_error:  # noqa: BLE001 - the start's own error is re-raised
             self.log.error("could not audit the failed start of %s: %s", self.name, audit_error)
 
-    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
-                             outputs_dir: str) -> None:
-        """Engine-specific settings for this spawn (network, mounts, limits, lockdown)."""
+    async def prepare_engine(self, project: ProjectInfo) -> None:
+        """Engine-specific settings for this spawn that need no data (network, home, limits,
+        lockdown); runs while the data is prepared."""
+        raise NotImplementedError
+
+    def mount_data(self, datasets: dict[str, str], outputs_dir: str) -> None:
+        """Engine-specific mounts of the prepared datasets (read-only) and the outputs folder."""
         raise NotImplementedError
 
     async def prepare_review_engine(self) -> None:
@@ -473,18 +499,20 @@ class SPEDockerSpawner(SPEPolicyMixin, _docker_spawner_base()):
             **lockdown.userns_create_settings(self.workspace_userns),
         }
 
-    async def prepare_engine(self, project: ProjectInfo, datasets: dict[str, str],
-                             outputs_dir: str) -> None:
-        """Network, firewall, mounts, limits and lockdown for this user's project container."""
+    async def prepare_engine(self, project: ProjectInfo) -> None:
+        """Network, firewall, home, limits and lockdown for this user's project container."""
         gateway, subnet = await self.ensure_project_network(project.slug)
         home = lockdown.home_volume_name(self.prefix, self.user.name, project.slug)
         await asyncio.to_thread(ensure_home_volume, self.client, self.state_path, home, project,
                                 self.user.name)
         await self.lock_down(lockdown.network_name(self.prefix, project.slug), gateway, subnet,
                              lockdown.project_limits(project),
-                             {home: lockdown.home_bind(self.workspace_userns),
-                              **lockdown.data_binds(datasets, outputs_dir)},
+                             {home: lockdown.home_bind(self.workspace_userns)},
                              {lockdown.LABEL_PROJECT: project.slug})
+
+    def mount_data(self, datasets: dict[str, str], outputs_dir: str) -> None:
+        """Bind the prepared datasets read-only and the outputs folder beside the home."""
+        self.volumes = {**self.volumes, **lockdown.data_binds(datasets, outputs_dir)}
 
     async def stop(self, now: bool = False):
         """Stop and remove the container, then unmount its home if the engine left it mounted."""

@@ -1,5 +1,8 @@
 """The spawner's policy glue against a real (SQLite) registry: form, refusals, audit, data hook."""
 
+import asyncio
+import threading
+import time
 from datetime import date, timedelta
 from types import SimpleNamespace
 
@@ -72,8 +75,6 @@ def test_prepare_data_default_and_hook(registry, tmp_path):
 
 def test_a_failure_after_decryption_leaves_no_plaintext(registry, tmp_path, monkeypatch):
     """The audit write after decryption fails, or the engine fails: the prepared data is gone."""
-    import asyncio
-
     live = spawner(registry, tmp_path, "live")
     real_audit = live.audit
 
@@ -88,11 +89,24 @@ def test_a_failure_after_decryption_leaves_no_plaintext(registry, tmp_path, monk
     assert not live.workspace_data_dir().exists()
 
     engine_down = spawner(registry, tmp_path, "live")
+    decrypting, decrypted = threading.Event(), threading.Event()
 
-    async def engine_fails(*args):
-        assert (engine_down.workspace_data_dir() / "ds" / "f.csv").exists()  # prepared by now
-        raise ConnectionError("engine unreachable")
+    def slow_decryption(project, datasets, destination):
+        decrypting.set()
+        time.sleep(0.3)  # still writing when the engine fails
+        (destination / "ds").mkdir(parents=True)  # as fetch_dataset does, per dataset
+        (destination / "ds" / "f.csv").write_text("secret\n")
+        decrypted.set()
+        return {"ds": destination / "ds"}
 
+    async def engine_fails(project):
+        for _ in range(100):  # the engine side runs while the data is being decrypted
+            if decrypting.is_set() and not decrypted.is_set():
+                raise ConnectionError("engine unreachable")
+            await asyncio.sleep(0.01)
+        raise AssertionError("the data was not being prepared while the engine was")
+
+    engine_down.prepare_datasets = slow_decryption
     monkeypatch.setattr(engine_down, "prepare_engine", engine_fails)
     with pytest.raises(ConnectionError):
         asyncio.run(engine_down.start())
@@ -100,6 +114,40 @@ def test_a_failure_after_decryption_leaves_no_plaintext(registry, tmp_path, monk
     errors = [e for e in registry.audit.events() if e.action == "workspace.spawn"]
     assert [e.outcome for e in errors] == ["error", "error"]
     assert "engine unreachable" in errors[-1].details
+
+
+def test_a_start_cancelled_while_decrypting_leaves_no_plaintext(registry, tmp_path, monkeypatch):
+    """Cancelling a start does not stop the decryption thread: the deletion waits for it."""
+    live = spawner(registry, tmp_path, "live")
+    decrypting, release = threading.Event(), threading.Event()
+
+    def blocked_decryption(project, datasets, destination):
+        decrypting.set()
+        assert release.wait(10)
+        (destination / "ds").mkdir(parents=True)  # as fetch_dataset does, per dataset
+        (destination / "ds" / "f.csv").write_text("secret\n")
+        return {"ds": destination / "ds"}
+
+    async def engine_ready(project):
+        return None
+
+    live.prepare_datasets = blocked_decryption
+    monkeypatch.setattr(live, "prepare_engine", engine_ready)
+
+    async def cancel_while_decrypting():
+        start = asyncio.ensure_future(live.start())
+        await asyncio.to_thread(decrypting.wait, 10)
+        start.cancel()
+        await asyncio.sleep(0.1)
+        release.set()  # the thread writes its plaintext only now, after the cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await start
+
+    asyncio.run(cancel_while_decrypting())
+    assert decrypting.is_set()
+    assert not live.workspace_data_dir().exists()
+    [spawn] = [e for e in registry.audit.events() if e.action == "workspace.spawn"]
+    assert spawn.outcome == "error" and "CancelledError" in spawn.details
 
 
 def test_staging_leftovers_of_a_crash_are_removed_at_hub_start(tmp_path):
