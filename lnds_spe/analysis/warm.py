@@ -15,6 +15,19 @@ import time
 import numpy as np
 
 
+def _factorize_calls(n: int) -> list[tuple[str, object]]:
+    """Factorize's Arrow string paths, where pyarrow is installed (the workspace image has none)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return []
+    from lnds_spe.analysis import factorize
+
+    labels = pa.array([f"label-{i % 37}" for i in range(n)])
+    return [("factorize strings", lambda: factorize(labels)),
+            ("factorize large strings", lambda: factorize(labels.cast(pa.large_string())))]
+
+
 def warm_calls() -> list[tuple[str, object]]:
     """(name, zero-argument call) for every kernel variant warmed, on tiny inputs; factorize's
     own kernels only where pyarrow is installed (they code Arrow strings, nothing else)."""
@@ -22,7 +35,6 @@ def warm_calls() -> list[tuple[str, object]]:
         TimeSeriesStore,
         dice_candidates,
         dice_similarity,
-        factorize,
         groupby_reduce,
         idw_grid,
         knn,
@@ -56,14 +68,7 @@ def warm_calls() -> list[tuple[str, object]]:
                           lambda k=k, v=v: TimeSeriesStore.build(
                               times, k, v, rollups=("hour", "day")).window(
                                   int(times[100]), int(times[-100]))))
-    try:
-        import pyarrow as pa
-    except ImportError:
-        pass
-    else:
-        labels = pa.array([f"label-{i % 37}" for i in range(n)])
-        calls += [("factorize strings", lambda: factorize(labels)),
-                  ("factorize large strings", lambda: factorize(labels.cast(pa.large_string())))]
+    calls += _factorize_calls(n)
     calls += [
         ("knn", lambda: knn(lon, lat, lon[:10], lat[:10], k=5)),
         ("knn_idw", lambda: knn_idw(lon, lat, lon * 0.0 + 1.0, lon[:10], lat[:10], k=5)),

@@ -319,11 +319,12 @@ class SPEPolicyMixin(LoggingConfigurable):
         try:
             if not self.is_review_server:
                 data = asyncio.ensure_future(asyncio.to_thread(self.prepare_files, project))
-                steps = [data, asyncio.ensure_future(self.prepare_engine(project))]
+                engine = asyncio.ensure_future(self.prepare_engine(project))
+                steps = [data, engine]
                 await asyncio.wait(steps)
-                for step in steps:  # the data's error first: it may be an audited refusal
-                    step.result()
-                self.mount_data(*data.result())
+                prepared = data.result()  # the data's error first: it may be an audited refusal
+                engine.result()
+                self.mount_data(*prepared)
             result = await super().start()
             self.audit("workspace.spawn", details={"image": self.requested_image()})
         except BaseException as error:
