@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import html
 import os
+import time
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,12 @@ from lnds_spe.datasets import outputs_path, prepare_plain_datasets, remove_tree
 from lnds_spe.errors import ProjectNotFound, SpawnDenied
 from lnds_spe.hub import lockdown
 from lnds_spe.hub.homes import ensure_home_volume, release_stale_mount
+from lnds_spe.hub.readiness import (
+    WorkspaceNotReady,
+    server_address,
+    wait_budget,
+    wait_listening,
+)
 from lnds_spe.ingress import delete_decrypted
 from lnds_spe.lifecycle import outputs_bytes
 from lnds_spe.policy import (
@@ -308,8 +315,10 @@ class SPEPolicyMixin(LoggingConfigurable):
         """Check the policy, prepare data and the engine side at once, then start the workspace.
 
         The data (decrypted in a thread) and the engine side (network, home, firewall) do not
-        depend on each other, so a large dataset's decryption overlaps the engine's work.
+        depend on each other, so a large dataset's decryption overlaps the engine's work. The
+        start returns when the workspace listens (wait_until_listening).
         """
+        began = time.monotonic()
         if self.is_review_server:
             self.authorize_review()
             await self.prepare_review_engine()
@@ -326,6 +335,7 @@ class SPEPolicyMixin(LoggingConfigurable):
                 engine.result()
                 self.mount_data(*prepared)
             result = await super().start()
+            await self.wait_until_listening(result, began)
             self.audit("workspace.spawn", details={"image": self.requested_image()})
         except BaseException as error:
             # Whatever failed (decryption, audit, engine, cancellation), no plaintext stays.
@@ -333,6 +343,16 @@ class SPEPolicyMixin(LoggingConfigurable):
             self._audit_failed_start(error)
             raise
         return result
+
+    async def wait_until_listening(self, started: tuple[str, int] | str, began: float) -> None:
+        """Return as soon as the started workspace accepts connections, so the hub's own
+        check (with waits of seconds) finds it up at its first try; see readiness."""
+        host, port = server_address(started)
+        seconds, final = wait_budget(self.http_timeout, self.start_timeout,
+                                     time.monotonic() - began)
+        if not await wait_listening(host, port, seconds, self.poll) and final:
+            raise WorkspaceNotReady(f"the workspace did not listen on {host}:{port} within "
+                                    f"{seconds:g} s of its start; an admin can read its log")
 
     def prepare_files(self, project: ProjectInfo) -> tuple[dict[str, str], str]:
         """The host side of a start: the prepared datasets and the outputs folder."""

@@ -1,6 +1,7 @@
 """The spawner's policy glue against a real (SQLite) registry: form, refusals, audit, data hook."""
 
 import asyncio
+import socket
 import threading
 import time
 from datetime import date, timedelta
@@ -8,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from lnds_spe.hub.readiness import WorkspaceNotReady
 from lnds_spe.hub.spawner import SpawnRefused, SPEDockerSpawner
 from lnds_spe.projects import DEFAULT_IMAGE, open_registry
 
@@ -197,3 +199,39 @@ def test_deleting_prepared_data_is_audited_per_dataset(registry, tmp_path):
     deleted = [(e.actor, e.project, e.target) for e in registry.audit.events()
                if e.action == "dataset.delete"]
     assert deleted == [("ann", "live", "ds")]
+
+
+@pytest.mark.parametrize("status, http_timeout, reason", [
+    (1, 60, "exited while starting (status 1)"),
+    (None, 1, "did not listen on 127.0.0.1"),
+])
+def test_a_workspace_that_never_listens_fails_the_start_without_plaintext(
+        registry, tmp_path, monkeypatch, status, http_timeout, reason):
+    """The start waits for the workspace to listen (readiness); one that exits, or does not
+    listen within http_timeout, fails the start: the prepared data is deleted and the
+    failure audited with the reason."""
+    from dockerspawner import DockerSpawner
+
+    live = spawner(registry, tmp_path, "live")
+    live.http_timeout = http_timeout
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def engine_ready(project):
+        return None
+
+    async def container_started(self):
+        return "127.0.0.1", port
+
+    async def poll():
+        return status
+
+    monkeypatch.setattr(live, "prepare_engine", engine_ready)
+    monkeypatch.setattr(DockerSpawner, "start", container_started)
+    monkeypatch.setattr(live, "poll", poll)
+    with pytest.raises(WorkspaceNotReady):
+        asyncio.run(live.start())
+    assert not live.workspace_data_dir().exists()
+    [spawn] = [e for e in registry.audit.events() if e.action == "workspace.spawn"]
+    assert spawn.outcome == "error" and reason in spawn.details

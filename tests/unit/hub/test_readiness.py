@@ -1,0 +1,85 @@
+"""A starting workspace is seen as up as soon as it listens: real sockets on loopback."""
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from lnds_spe.hub.readiness import (
+    START_MARGIN_S,
+    WorkspaceNotReady,
+    server_address,
+    wait_budget,
+    wait_listening,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def running() -> None:
+    return None
+
+
+def test_server_address_from_ip_and_port_or_a_url():
+    assert server_address(("10.89.0.2", "8888")) == ("10.89.0.2", 8888)
+    assert server_address("http://jupyter-ann.spe.svc:8888") == ("jupyter-ann.spe.svc", 8888)
+    assert server_address("http://10.0.0.5") == ("10.0.0.5", 80)
+    assert server_address("https://10.0.0.5") == ("10.0.0.5", 443)
+    with pytest.raises(ValueError, match="neither"):
+        server_address("8888")
+
+
+def test_returns_within_a_poll_of_the_workspace_listening():
+    """JupyterHub's own check would wait up to 1.6 s more at this point of a start."""
+    port = free_port()
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        listening_from = {}
+
+        async def listen_later():
+            await asyncio.sleep(1.5)
+            listening_from["t"] = loop.time()
+            return await asyncio.start_server(lambda reader, writer: writer.close(),
+                                              "127.0.0.1", port)
+
+        later = asyncio.ensure_future(listen_later())
+        assert await wait_listening("127.0.0.1", port, 10, running)
+        seen = loop.time()
+        server = await later
+        server.close()
+        await server.wait_closed()
+        return seen - listening_from["t"]
+
+    lag = asyncio.run(scenario())
+    assert 0 <= lag < 0.3  # the poll is READY_POLL_S; slack for a busy machine
+
+
+def test_a_workspace_that_exits_while_starting_fails_the_start_with_its_status():
+    async def exited() -> int:
+        return 3
+
+    began = time.monotonic()
+    with pytest.raises(WorkspaceNotReady, match=r"exited while starting \(status 3\)"):
+        asyncio.run(wait_listening("127.0.0.1", free_port(), 60, exited))
+    assert time.monotonic() - began < 5  # at its first exit check, not at the timeout
+
+
+def test_a_workspace_that_never_listens_is_given_up_after_the_timeout():
+    began = time.monotonic()
+    assert asyncio.run(wait_listening("127.0.0.1", free_port(), 0.5, running)) is False
+    assert 0.5 <= time.monotonic() - began < 3
+
+
+def test_the_wait_fails_a_start_only_where_the_hubs_own_check_would():
+    # http_timeout bounds it: not listening by then fails the start, as the hub would
+    assert wait_budget(http_timeout=120, start_timeout=180, elapsed=1) == (120, True)
+    # the start would be stopped first: wait until just before, then the hub's check goes on
+    assert wait_budget(http_timeout=300, start_timeout=60, elapsed=10) == (
+        60 - 10 - START_MARGIN_S, False)
+    assert wait_budget(http_timeout=30, start_timeout=20, elapsed=25) == (0.0, False)
