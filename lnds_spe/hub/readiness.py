@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 READY_POLL_S = 0.05  # between two connection attempts
-EXIT_CHECK_S = 1.0  # between two checks that the workspace is still running
+EXIT_CHECK_S = 5.0  # between two checks that the workspace still runs (an engine API call)
 CONNECT_TIMEOUT_S = 1.0  # for one attempt: an address not up yet may drop the connection
 START_MARGIN_S = 2.0  # the wait ends this long before the hub's start_timeout would stop it
 
