@@ -1,7 +1,6 @@
 """A starting workspace is seen as up as soon as it listens: real sockets on loopback."""
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -14,12 +13,7 @@ from lnds_spe.hub.readiness import (
     wait_budget,
     wait_listening,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.hubs import free_port
 
 
 async def running() -> None:

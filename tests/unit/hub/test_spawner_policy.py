@@ -1,7 +1,6 @@
 """The spawner's policy glue against a real (SQLite) registry: form, refusals, audit, data hook."""
 
 import asyncio
-import socket
 import threading
 import time
 from datetime import date, timedelta
@@ -12,6 +11,7 @@ import pytest
 from lnds_spe.hub.readiness import WorkspaceNotReady
 from lnds_spe.hub.spawner import SpawnRefused, SPEDockerSpawner
 from lnds_spe.projects import DEFAULT_IMAGE, open_registry
+from tests.support.hubs import free_port
 
 
 @pytest.fixture
@@ -214,9 +214,7 @@ def test_a_workspace_that_never_listens_fails_the_start_without_plaintext(
 
     live = spawner(registry, tmp_path, "live")
     live.http_timeout = http_timeout
-    with socket.socket() as sock:  # a loopback port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens on it
 
     async def engine_ready(project):
         return None
