@@ -5,10 +5,14 @@ import time
 
 import pytest
 
+from lnds_spe.hub import readiness
 from lnds_spe.hub.readiness import (
     EXIT_CHECK_S,
+    MAX_POLL_S,
+    READY_POLL_S,
     START_MARGIN_S,
     WorkspaceNotReady,
+    poll_interval,
     server_address,
     wait_budget,
     wait_listening,
@@ -78,3 +82,39 @@ def test_the_wait_fails_a_start_only_where_the_hubs_own_check_would():
     assert wait_budget(http_timeout=300, start_timeout=60, elapsed=10) == (
         60 - 10 - START_MARGIN_S, False)
     assert wait_budget(http_timeout=30, start_timeout=20, elapsed=25) == (0.0, False)
+
+
+def test_starts_waiting_together_share_the_connection_attempts():
+    assert poll_interval(1) == READY_POLL_S
+    shared = round(MAX_POLL_S / READY_POLL_S)
+    for waiting in range(1, shared + 1):  # 1 / READY_POLL_S attempts a second in all
+        assert waiting / poll_interval(waiting) == pytest.approx(1 / READY_POLL_S)
+    for waiting in range(shared + 1, 100):  # then one a second each, at least
+        assert poll_interval(waiting) == MAX_POLL_S
+
+
+def test_concurrent_waits_space_out_their_attempts_and_are_counted_until_they_end(monkeypatch):
+    attempts = []
+    real = readiness.accepts_connections
+
+    async def counted(host, port):
+        attempts.append(port)
+        return await real(host, port)
+
+    monkeypatch.setattr(readiness, "accepts_connections", counted)
+
+    async def exited() -> int:
+        return 1
+
+    async def scenario() -> list:
+        waits = [wait_listening("127.0.0.1", free_port(), 1.0, running) for _ in range(8)]
+        return await asyncio.gather(*waits, return_exceptions=True)
+
+    assert asyncio.run(scenario()) == [False] * 8
+    # 8 waiting for 1 s: about 20 attempts in all, where 8 apart would make 160
+    assert 8 <= len(attempts) <= 8 + 1.5 / READY_POLL_S
+    assert readiness._waiting == 0
+    monkeypatch.setattr(readiness, "EXIT_CHECK_S", 0.2)
+    with pytest.raises(WorkspaceNotReady):  # a wait that raises is no longer counted either
+        asyncio.run(wait_listening("127.0.0.1", free_port(), 5, exited))
+    assert readiness._waiting == 0
