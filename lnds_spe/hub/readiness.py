@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 READY_POLL_S = 0.05  # between two connection attempts of a start waiting alone
-MAX_POLL_S = 1.0  # between two attempts of one start, however many wait together
+MAX_POLL_S = 1.0  # at most between two attempts of one start, however many wait
 EXIT_CHECK_S = 5.0  # between two checks that the workspace still runs (an engine API call)
 CONNECT_TIMEOUT_S = 1.0  # for one attempt: an address not up yet may drop the connection
 START_MARGIN_S = 2.0  # the wait ends this long before the hub's start_timeout would stop it
@@ -54,9 +54,12 @@ _waiting = 0  # starts waiting in wait_listening, in this process
 
 def poll_interval(waiting: int) -> float:
     """Seconds between one start's connection attempts while `waiting` starts wait: the
-    process makes 1 / READY_POLL_S attempts a second in all, and each start one at least every
-    MAX_POLL_S (so more when over MAX_POLL_S / READY_POLL_S wait). (32 starts at once on 2 cores, three rounds: p50 72.0, 68.3, 77.2 s with
-    an attempt every READY_POLL_S each, 640 a second; 71.3, 64.5, 66.0 s with this.)"""
+    process makes 1 / READY_POLL_S attempts a second in all, and each start one at least
+    every MAX_POLL_S (so more while over MAX_POLL_S / READY_POLL_S starts wait).
+
+    32 starts at once on 2 cores, three rounds: p50 72.0, 68.3 and 77.2 s with an attempt
+    every READY_POLL_S each (640 a second), 71.3, 64.5 and 66.0 s with this.
+    """
     return min(MAX_POLL_S, READY_POLL_S * max(1, waiting))
 
 

@@ -111,7 +111,7 @@ def test_concurrent_waits_space_out_their_attempts_and_are_counted_until_they_en
         return await asyncio.gather(*waits, return_exceptions=True)
 
     assert asyncio.run(scenario()) == [False] * 8
-    # 8 waiting for 1 s: about 20 attempts in all, where 8 apart would make 160
+    # 8 waiting for 1 s: about 20 attempts in all, where 20 each would make 160
     assert 8 <= len(attempts) <= 8 + 1.5 / READY_POLL_S
     assert readiness._waiting == 0
     monkeypatch.setattr(readiness, "EXIT_CHECK_S", 0.2)
