@@ -325,6 +325,52 @@ def _hash_rows(offsets, words, data, lo, hi, hashes, sketch):
         sketch[register] = max(sketch[register], np.uint8(rank + 1))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def partition_batch(hashes, block, part, parts, batch_rows, batch_hashes):
+    """The rows of block..block + len(batch_rows) - 1 whose hash falls in partition `part` of
+    `parts` (by the hash's high half), with their hashes, packed without a branch per row;
+    returns how many."""
+    n = hashes.shape[0]
+    mine, n_parts = np.uint64(part), np.uint64(parts)
+    kept = 0
+    for r in range(block, min(n, block + batch_rows.shape[0])):
+        h = hashes[np.uint64(r)]
+        batch_rows[kept] = r
+        batch_hashes[kept] = h
+        kept += ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine
+    return kept
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_first_rows(part_firsts, n):
+    """The partitions' ascending first rows (row numbers below n) merged in row order:
+    (each entry's rank, flat by partition; each partition's start in that flat order; the
+    rows in rank order)."""
+    parts = len(part_firsts)
+    # the partitions side by side, each closed by n (past every row); one flat array, as a
+    # list of arrays costs reference counting on every read
+    bases = np.zeros(parts + 1, dtype=np.int64)
+    for t in range(parts):
+        bases[t + 1] = bases[t] + part_firsts[t].shape[0] + 1
+    flat = np.empty(bases[parts], dtype=np.int64)
+    for t in range(parts):
+        flat[bases[t]:bases[t + 1] - 1] = part_firsts[t]
+        flat[bases[t + 1] - 1] = n
+    total = bases[parts] - parts
+    rank = np.empty(bases[parts], dtype=np.int64)
+    rows = np.empty(total, dtype=np.int64)
+    heads = bases[:parts].copy()
+    for g in range(total):
+        best = 0
+        for t in range(1, parts):
+            if flat[heads[t]] < flat[heads[best]]:
+                best = t
+        rows[g] = flat[heads[best]]
+        rank[heads[best]] = g
+        heads[best] += 1
+    return rank, bases, rows
+
+
 @numba.njit(cache=True, nogil=True)
 def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_hash, c_start,
                     firsts, arena, n_arena, n_codes, codes):
@@ -342,16 +388,10 @@ def _partition_rows(offsets, words, data, hashes, part, parts, start, table, c_h
     n_words = np.uint64(words.shape[0])
     n_bytes = data.shape[0]
     row_words = np.empty(8, dtype=np.uint64)
-    mine, n_parts = np.uint64(part), np.uint64(parts)
     batch_rows = np.empty(_BATCH_ROWS, dtype=np.int64)
     batch_hashes = np.empty(_BATCH_ROWS, dtype=np.uint64)
     for block in range(start, n, _BATCH_ROWS):
-        kept = 0
-        for r in range(block, min(n, block + _BATCH_ROWS)):  # this partition's rows, kept
-            h = hashes[np.uint64(r)]                          # without a branch per row
-            batch_rows[kept] = r
-            batch_hashes[kept] = h
-            kept += ((h >> np.uint64(32)) * n_parts) >> np.uint64(32) == mine
+        kept = partition_batch(hashes, block, part, parts, batch_rows, batch_hashes)
         for q in range(kept):
             # prefetch the slot of the row 2 * _AHEAD ahead, and the arena entry (its first
             # and last word's lines) of the row _AHEAD ahead: the lookups' misses overlap
@@ -480,29 +520,14 @@ def _factorize_by_hash(offsets, words, data, hashes, table, c_hash, c_start, fir
         part_firsts[t] = _factorize_partition(offsets, words, data, hashes, t, threads,
                                               table[t], c_hash[t], c_start[t], firsts[t],
                                               arena[t], codes)
-    # the partitions' ascending first rows side by side, each closed by n (past every row),
-    # merged in row order; one flat array, as a list of arrays costs reference counting
-    bases = np.zeros(threads + 1, dtype=np.int64)
+    flat_rank, bases, rows = merge_first_rows(part_firsts, n)
     longest = 0
     for t in range(threads):
-        bases[t + 1] = bases[t] + part_firsts[t].shape[0] + 1
-        longest = max(longest, part_firsts[t].shape[0])
-    flat = np.empty(bases[threads], dtype=np.int64)
+        longest = max(longest, bases[t + 1] - bases[t] - 1)
+    rank = np.empty(longest * threads, dtype=np.int32)  # by code: c * threads + partition
     for t in range(threads):
-        flat[bases[t]:bases[t + 1] - 1] = part_firsts[t]
-        flat[bases[t + 1] - 1] = n
-    total = bases[threads] - threads
-    rank = np.empty(longest * threads, dtype=np.int32)
-    rows = np.empty(total, dtype=np.int64)
-    heads = bases[:threads].copy()
-    for g in range(total):
-        best = 0
-        for t in range(1, threads):
-            if flat[heads[t]] < flat[heads[best]]:
-                best = t
-        rows[g] = flat[heads[best]]
-        rank[(heads[best] - bases[best]) * threads + best] = g
-        heads[best] += 1
+        for c in range(bases[t + 1] - bases[t] - 1):
+            rank[c * threads + t] = flat_rank[bases[t] + c]
     for t in numba.prange(threads):
         for i in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
             codes[i] = rank[codes[i]]
@@ -616,24 +641,38 @@ def _partition_tables(distinct: float, parts: int, mean_bytes: float) -> tuple:
             np.empty((parts, slots // 2), np.int64), np.empty((parts, arena_words), np.uint64))
 
 
+def many_distinct(offsets, words, data, threads: int) -> bool:
+    """Whether the rows are many enough, with distinct strings dense enough in a sample of the
+    first rows, for hashing every row then splitting by hash over threads (over a quarter
+    of the sample distinct); else coding row chunks and merging them is faster."""
+    n = offsets.shape[0] - 1
+    if threads < 2 or n <= _SAMPLE_ROWS * threads:
+        return False
+    sample = np.empty(_SAMPLE_ROWS, dtype=np.int32)
+    return 4 * factorize_range(offsets, words, data, 0, _SAMPLE_ROWS, sample, 0).shape[0] \
+        > _SAMPLE_ROWS
+
+
+def hash_strings(offsets, words, data, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's hash, and the HyperLogLog sketch of them (see distinct_estimate)."""
+    hashes = np.empty(offsets.shape[0] - 1, dtype=np.uint64)
+    sketches = np.zeros((threads, 1 << _SKETCH_BITS), dtype=np.uint8)
+    _hash_parallel(offsets, words, data, hashes, sketches)
+    return hashes, sketches.max(axis=0)
+
+
 def factorize_strings(offsets, words, data, threads):
     """Int32 codes in first-seen order and each code's first row, by the faster parallel plan.
 
-    A sample of the first rows picks it: few distinct strings are coded per row chunk and
-    merged (factorize_parallel); many are hashed first, then split by hash over threads
-    (_factorize_by_hash) into tables sized from the hashes' distinct-count sketch.
+    Many distinct strings (many_distinct) are hashed first, then split by hash over threads
+    (_factorize_by_hash) into tables sized from the hashes' distinct-count sketch; few are
+    coded per row chunk and merged (factorize_parallel).
     """
     n = offsets.shape[0] - 1
     codes = np.empty(n, dtype=np.int32)
-    if threads > 1 and n > _SAMPLE_ROWS * threads:
-        sample = np.empty(_SAMPLE_ROWS, dtype=np.int32)
-        distinct = factorize_range(offsets, words, data, 0, _SAMPLE_ROWS, sample, 0).shape[0]
-        if 4 * distinct > _SAMPLE_ROWS:
-            hashes = np.empty(n, dtype=np.uint64)
-            sketches = np.zeros((threads, 1 << _SKETCH_BITS), dtype=np.uint8)
-            _hash_parallel(offsets, words, data, hashes, sketches)
-            mean_bytes = (int(offsets[n]) - int(offsets[0])) / n
-            tables = _partition_tables(distinct_estimate(sketches.max(axis=0)), threads,
-                                       mean_bytes)
-            return _factorize_by_hash(offsets, words, data, hashes, *tables, codes)
+    if many_distinct(offsets, words, data, threads):
+        hashes, sketch = hash_strings(offsets, words, data, threads)
+        mean_bytes = (int(offsets[n]) - int(offsets[0])) / n
+        tables = _partition_tables(distinct_estimate(sketch), threads, mean_bytes)
+        return _factorize_by_hash(offsets, words, data, hashes, *tables, codes)
     return factorize_parallel(offsets, words, data, threads, codes)

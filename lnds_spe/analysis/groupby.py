@@ -16,7 +16,15 @@ from lnds_spe.analysis._inputs import (
     to_numpy,
 )
 from lnds_spe.analysis._reduce import accumulator_copies, accumulator_size, fused_reduce, min_max, slot_layout
-from lnds_spe.analysis._strings import apply_remap, factorize_strings, first_seen_remap
+from lnds_spe.analysis._string_groups import INLINE_BYTES, group_strings, line_tables, longest_string
+from lnds_spe.analysis._strings import (
+    apply_remap,
+    distinct_estimate,
+    factorize_strings,
+    first_seen_remap,
+    hash_strings,
+    many_distinct,
+)
 
 REDUCTIONS = ("sum", "mean", "min", "max", "count")
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -264,6 +272,18 @@ def _arrow_string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return offsets, words, data, arr
 
 
+def _arrow_source(keys: Any) -> Any:
+    """Keys as one Arrow Array where they are Arrow (or pandas backed by Arrow), else None."""
+    if type(keys).__module__.startswith("pandas") and hasattr(keys, "array"):
+        try:
+            import pyarrow as pa
+
+            keys = pa.array(keys.array)
+        except (ImportError, TypeError, ValueError, AttributeError):
+            return None
+    return one_arrow_array(keys) if type(keys).__module__.startswith("pyarrow") else None
+
+
 def _factorize_dictionary(arr: Any, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Codes in first-seen order from an Arrow dictionary array's indices, without hashing rows.
 
@@ -311,21 +331,13 @@ def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.nda
     uniques : ndarray
         The distinct keys, in the order of their first row (``uniques[codes]`` gives the keys).
     """
-    source = keys
-    if type(keys).__module__.startswith("pandas") and hasattr(keys, "array"):
-        try:
-            import pyarrow as pa
-
-            source = pa.array(keys.array)
-        except (ImportError, TypeError, ValueError, AttributeError):
-            source = keys
     threads = thread_count(threads)
     numba.set_num_threads(threads)
+    source = _arrow_source(keys)
     buffers = None
-    if type(source).__module__.startswith("pyarrow"):
+    if source is not None:
         import pyarrow as pa
 
-        source = one_arrow_array(source)
         if isinstance(source, pa.DictionaryArray):
             return _factorize_dictionary(source, threads)
         buffers = _arrow_string_buffers(source)
@@ -343,3 +355,74 @@ def factorize(keys: Any, threads: int | None = None) -> tuple[np.ndarray, np.nda
     codes, first_rows = factorize_strings(offsets, words, data, threads)
     uniques = arrow_arr.take(first_rows).to_numpy(zero_copy_only=False)
     return codes, uniques
+
+
+_LINE_OPS = ("sum", "mean", "count")  # the reductions a string's line keeps
+
+
+def _groups_by_string_lines(keys: Any, values: Any, ops: Any, threads: int) -> dict | None:
+    """groupby_keys in one pass over Arrow string keys (see _string_groups), or None where
+    it does not apply: other keys or values, min or max, strings past 40 bytes, few distinct
+    strings (factorising codes them per row chunk, in cache), or 2**32 rows or more."""
+    source = _arrow_source(keys)
+    if source is None or isinstance(values, Mapping) or not set(_check_ops(ops)) <= set(_LINE_OPS):
+        return None
+    buffers = _arrow_string_buffers(source)
+    if buffers is None:
+        return None
+    offsets, words, data, arrow_arr = buffers
+    n = offsets.shape[0] - 1
+    value_col = _value_columns(values, n)[""]
+    if value_col.dtype != np.float64 or n >= 1 << 32 or not many_distinct(offsets, words, data, threads):
+        return None
+    if longest_string(offsets, threads) > INLINE_BYTES:
+        return None
+    hashes, sketch = hash_strings(offsets, words, data, threads)
+    tables = line_tables(distinct_estimate(sketch), threads)
+    first_rows, sums, rows, nans = group_strings(offsets, data, value_col, hashes, tables)
+    count = rows - nans
+    out = {"keys": arrow_arr.take(first_rows).to_numpy(zero_copy_only=False), "rows": rows}
+    for op in _check_ops(ops):
+        if op == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["mean"] = sums / count
+        else:
+            out[op] = sums if op == "sum" else count
+    return out
+
+
+def groupby_keys(keys: Any, values: Any, ops: Any = REDUCTIONS,
+                 threads: int | None = None) -> dict[str, np.ndarray]:
+    """Reduce values by keys of any kind (strings included); NaN values are skipped.
+
+    What `factorize` then `groupby_reduce` give, with the keys. Arrow string keys (or pandas
+    backed by Arrow) with many distinct strings of at most 40 bytes, one float64 column and
+    only 'sum', 'mean' and 'count' are reduced in one pass, never coding the rows.
+
+    Parameters
+    ----------
+    keys : array-like
+        The key of each row: strings or any other values `factorize` takes.
+    values : array-like or mapping of str to array-like
+        One numeric column to reduce, or several by name, as in `groupby_reduce`.
+    ops : str, sequence of str, or mapping, default all of REDUCTIONS
+        The reductions, as in `groupby_reduce`.
+    threads : int, optional
+        How many threads the kernels use; defaults to numba's configured maximum, and is
+        capped by it.
+
+    Returns
+    -------
+    dict of str to ndarray
+        "keys" (the distinct keys in the order of their first row, as `factorize` gives
+        them), "rows" (rows per key, NaN values included) and one array per op, named as
+        `groupby_reduce` names them.
+    """
+    threads = thread_count(threads)
+    numba.set_num_threads(threads)
+    fused = _groups_by_string_lines(keys, values, ops, threads)
+    if fused is not None:
+        return fused
+    codes, uniques = factorize(keys, threads=threads)
+    return {"keys": uniques, **groupby_reduce(codes, values, len(uniques), ops=ops,
+                                              threads=threads)}

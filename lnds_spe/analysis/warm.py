@@ -16,16 +16,20 @@ import numpy as np
 
 
 def _factorize_calls(n: int) -> list[tuple[str, object]]:
-    """Factorize's Arrow string paths, where pyarrow is installed (the workspace image has none)."""
+    """Factorize's Arrow string paths and groupby_keys' one pass over many distinct strings,
+    where pyarrow is installed (the workspace image has none)."""
     try:
         import pyarrow as pa
     except ImportError:
         return []
-    from lnds_spe.analysis import factorize
+    from lnds_spe.analysis import factorize, groupby_keys
 
     labels = pa.array([f"label-{i % 37}" for i in range(n)])
+    many = pa.array([f"label-{i}" for i in range(4 * n)])
     return [("factorize strings", lambda: factorize(labels)),
-            ("factorize large strings", lambda: factorize(labels.cast(pa.large_string())))]
+            ("factorize large strings", lambda: factorize(labels.cast(pa.large_string()))),
+            ("groupby_keys many strings",
+             lambda: groupby_keys(many, np.ones(len(many)), ops="mean", threads=2))]
 
 
 def warm_calls() -> list[tuple[str, object]]:

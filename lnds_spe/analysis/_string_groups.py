@@ -1,0 +1,205 @@
+"""Sums and counts by string keys in one pass: one cache line per distinct string.
+
+For many distinct strings of at most 40 bytes. Each hash partition's table holds, in one
+64-byte line per string, its tag and length, its bytes, and the running sum, row count and NaN
+count of its rows, so a row costs one cache miss (the line, prefetched rows ahead) and no
+code is written, remapped or read again. Factorising and then reducing by code costs the
+table slot, the arena entry, the rank remap and the group-by's accumulator (1e6 strings of
+10–40 bytes, 2e7 rows, 2 threads: 1,097 ms median against 791 ms this way).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from lnds_spe.analysis._intrinsics import load_word, prefetch
+from lnds_spe.analysis._strings import _HIGH, _SKETCH_SLACK, _START_SLOTS, merge_first_rows, partition_batch
+
+INLINE_BYTES = 40  # the longest string a line holds
+_INLINE_WORDS = INLINE_BYTES // 8
+_LINE = 8  # words a line: head, the string's 5 words, the sum, the row and NaN counts
+_SUM, _COUNTS = 6, 7
+_NAN_ROW = np.uint64(1 << 32)  # a NaN row in the counts word: row count low, NaN count high
+_LOW = np.uint64(0xFFFFFFFF)
+_AHEAD = 8  # rows between prefetching a line and its lookup (4–32 measured: 4–12 fastest)
+_BATCH_ROWS = 1024
+
+
+@numba.njit(cache=True, nogil=True)
+def _lines(n_slots):
+    """An empty table of n_slots lines, each starting on a 64-byte boundary."""
+    raw = np.zeros(n_slots * _LINE + _LINE, dtype=np.uint64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip:skip + n_slots * _LINE]
+
+
+def line_tables(distinct: float, parts: int) -> np.ndarray:
+    """Empty line tables, one row each, for `parts` hash partitions sharing about `distinct`
+    strings, each at most half full; allocated by numpy (huge pages: lines are read at random)
+    where _lines, in a kernel, would get 4 KiB pages."""
+    share = int(distinct * _SKETCH_SLACK / parts) + _START_SLOTS
+    size = (1 << (2 * share - 1).bit_length()) * _LINE
+    raw = np.zeros(parts * size + _LINE, dtype=np.uint64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip:skip + parts * size].reshape(parts, size)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _load_string(data, s0, length, out):
+    """A string of at most 40 bytes as 5 little-endian words into out, zero past its end."""
+    whole = s0 + INLINE_BYTES <= data.shape[0]
+    for i in range(_INLINE_WORDS):
+        if whole:
+            w = load_word(data, s0 + 8 * i)  # one unaligned load, then the tail masked
+        else:  # the last strings of the buffer, byte by byte
+            w = np.uint64(0)
+            for b in range(min(8, max(length - 8 * i, 0))):
+                w |= np.uint64(data[s0 + 8 * i + b]) << np.uint64(8 * b)
+        half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
+        out[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_rows(offsets, data, values, hashes, part, parts, start, table, c_hash, slot_of,
+                     firsts, n_codes):
+    """Fold rows start.. of one hash partition into its lines until the table is half full;
+    returns (the row it stopped at, the strings in the table).
+
+    A line's head is the high half of the string's hash above its length + 1 (never 0: 0 is an
+    empty line). A new string's hash, line and first row go to c_hash, slot_of and firsts, in
+    first-seen order.
+    """
+    n = hashes.shape[0]
+    mask = np.uint64(table.shape[0] // _LINE - 1)
+    limit = table.shape[0] // _LINE // 2
+    sums = table.view(np.float64)
+    words = np.empty(_INLINE_WORDS, dtype=np.uint64)
+    batch_rows = np.empty(_BATCH_ROWS, dtype=np.int64)
+    batch_hashes = np.empty(_BATCH_ROWS, dtype=np.uint64)
+    for block in range(start, n, _BATCH_ROWS):
+        kept = partition_batch(hashes, block, part, parts, batch_rows, batch_hashes)
+        for q in range(kept):
+            if q + _AHEAD < kept:
+                prefetch(table, (batch_hashes[q + _AHEAD] & mask) * np.uint64(_LINE))
+            r = batch_rows[q]
+            h = batch_hashes[q]
+            s0 = np.int64(offsets[np.uint64(r)])
+            length = np.int64(offsets[np.uint64(r + 1)]) - s0
+            _load_string(data, s0, length, words)
+            head = (h & _HIGH) | np.uint64(length + 1)
+            slot = h & mask
+            while True:
+                at = slot * np.uint64(_LINE)
+                x = table[at]
+                if x == 0:
+                    break
+                diff = x ^ head  # branch-free: the whole line is compared
+                for i in range(_INLINE_WORDS):
+                    diff |= table[at + np.uint64(1 + i)] ^ words[i]
+                if diff == 0:
+                    break
+                slot = (slot + np.uint64(1)) & mask
+            if x == 0:
+                if n_codes == limit:
+                    return r, n_codes
+                table[at] = head
+                for i in range(_INLINE_WORDS):
+                    table[at + np.uint64(1 + i)] = words[i]
+                c_hash[n_codes] = h
+                slot_of[n_codes] = slot
+                firsts[n_codes] = r
+                n_codes += 1
+            v = values[np.uint64(r)]
+            sums[at + np.uint64(_SUM)] += v if v == v else 0.0
+            table[at + np.uint64(_COUNTS)] += np.uint64(1) + (_NAN_ROW if v != v else np.uint64(0))
+    return n, n_codes
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_lines(table, c_hash, slot_of, n_codes):
+    """The lines moved into a table of twice as many, each placed by its string's hash."""
+    n_slots = 2 * (table.shape[0] // _LINE)
+    grown = _lines(n_slots)
+    mask = np.uint64(n_slots - 1)
+    for c in range(n_codes):
+        slot = c_hash[c] & mask
+        while grown[slot * np.uint64(_LINE)] != 0:
+            slot = (slot + np.uint64(1)) & mask
+        old = slot_of[c] * _LINE
+        grown[slot * np.uint64(_LINE):(slot + np.uint64(1)) * np.uint64(_LINE)] = \
+            table[old:old + _LINE]
+        slot_of[c] = slot
+    return grown
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_partition(offsets, data, values, hashes, part, parts, table):
+    """One hash partition's strings in first-seen order: their first rows, sums, row counts
+    and NaN counts; the table doubles whenever it is half full."""
+    n = hashes.shape[0]
+    capacity = table.shape[0] // _LINE // 2
+    c_hash = np.empty(capacity, dtype=np.uint64)
+    slot_of = np.empty(capacity, dtype=np.int64)
+    firsts = np.empty(capacity, dtype=np.int64)
+    r, n_codes = 0, 0
+    while True:
+        r, n_codes = _accumulate_rows(offsets, data, values, hashes, part, parts, r, table,
+                                      c_hash, slot_of, firsts, n_codes)
+        if r == n:
+            break
+        table = _grow_lines(table, c_hash, slot_of, n_codes)
+        c_hash = np.concatenate((c_hash, np.empty_like(c_hash)))
+        slot_of = np.concatenate((slot_of, np.empty_like(slot_of)))
+        firsts = np.concatenate((firsts, np.empty_like(firsts)))
+    sums = np.empty(n_codes, dtype=np.float64)
+    rows = np.empty(n_codes, dtype=np.int64)
+    nans = np.empty(n_codes, dtype=np.int64)
+    as_float = table.view(np.float64)
+    for c in range(n_codes):
+        if c + _AHEAD < n_codes:
+            prefetch(table, slot_of[c + _AHEAD] * _LINE)
+        at = slot_of[c] * _LINE
+        sums[c] = as_float[at + _SUM]
+        rows[c] = np.int64(table[at + _COUNTS] & _LOW)
+        nans[c] = np.int64(table[at + _COUNTS] >> np.uint64(32))
+    return firsts[:n_codes].copy(), sums, rows, nans
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def group_strings(offsets, data, values, hashes, tables):
+    """Each distinct string's first row, sum, row count and NaN count, in first-seen order,
+    each thread folding the rows of one hash partition into its row of `tables`."""
+    parts = tables.shape[0]
+    results = [(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64),
+                np.empty(0, np.int64)) for _ in range(parts)]
+    for t in numba.prange(parts):
+        results[t] = _group_partition(offsets, data, values, hashes, t, parts, tables[t])
+    rank, bases, first_rows = merge_first_rows([result[0] for result in results],
+                                               hashes.shape[0])
+    total = first_rows.shape[0]
+    sums = np.empty(total, dtype=np.float64)
+    rows = np.empty(total, dtype=np.int64)
+    nans = np.empty(total, dtype=np.int64)
+    for t in range(parts):
+        _, part_sums, part_rows, part_nans = results[t]
+        for c in range(part_sums.shape[0]):
+            g = rank[bases[t] + c]
+            sums[g] = part_sums[c]
+            rows[g] = part_rows[c]
+            nans[g] = part_nans[c]
+    return first_rows, sums, rows, nans
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def longest_string(offsets, threads):
+    """The byte length of the longest string, by parallel row chunks."""
+    n = offsets.shape[0] - 1
+    chunk = (n + threads - 1) // threads
+    longest = np.zeros(threads, dtype=np.int64)
+    for t in numba.prange(threads):
+        most = 0
+        for r in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
+            most = max(most, np.int64(offsets[r + 1]) - np.int64(offsets[r]))
+        longest[t] = most
+    return longest.max()
