@@ -365,7 +365,8 @@ def _groups_by_string_lines(keys: Any, values: Any, ops: Any, threads: int) -> d
     it does not apply: other keys or values, min or max, strings past 40 bytes, few distinct
     strings (factorising codes them per row chunk, in cache), or 2**32 rows or more."""
     source = _arrow_source(keys)
-    if source is None or isinstance(values, Mapping) or not set(_check_ops(ops)) <= set(_LINE_OPS):
+    if (source is None or isinstance(values, Mapping) or isinstance(ops, Mapping)
+            or not set(_check_ops(ops)) <= set(_LINE_OPS)):
         return None
     buffers = _arrow_string_buffers(source)
     if buffers is None:

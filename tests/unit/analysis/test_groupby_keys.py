@@ -62,6 +62,10 @@ def test_string_lines_match_pandas_with_nans_and_every_length(threads, monkeypat
     backed = groupby_keys(pd.Series(keys, dtype="string[pyarrow]"), values, ops="count",
                           threads=threads)
     np.testing.assert_array_equal(backed["count"], out["count"])
+    part = slice(20_001, 80_001)
+    sliced = groupby_keys(pa.array(keys, pa.string()).slice(part.start, 60_000), values[part],
+                          ops=ops, threads=threads)
+    assert_matches_pandas(sliced, keys[part], values[part], ops)
 
 
 def test_string_lines_tables_that_fill_up_double_and_keep_every_sum():
