@@ -21,16 +21,22 @@ import numba
 import numpy as np
 
 from lnds_spe.analysis._intrinsics import load_word, prefetch
-from lnds_spe.analysis._strings import _HIGH, _SKETCH_SLACK, _START_SLOTS, merge_first_rows, partition_batch
+from lnds_spe.analysis._strings import (
+    _BATCH_ROWS,
+    _FIXED_WORDS,
+    _HIGH,
+    _LOW,
+    merge_first_rows,
+    partition_batch,
+    partition_share,
+)
 
-INLINE_BYTES = 40  # the longest string a line holds
-_INLINE_WORDS = INLINE_BYTES // 8
+_INLINE_WORDS = _FIXED_WORDS
+INLINE_BYTES = 8 * _INLINE_WORDS  # the longest string a line holds
 _LINE = 8  # words a line: head, the string's 5 words, the sum, the row and NaN counts
 _SUM, _COUNTS = 6, 7
 _NAN_ROW = np.uint64(1 << 32)  # a NaN row in the counts word: row count low, NaN count high
-_LOW = np.uint64(0xFFFFFFFF)
 _AHEAD = 8  # rows between prefetching a line and its lookup (4–32 measured: 4–12 fastest)
-_BATCH_ROWS = 1024
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,8 +51,7 @@ def line_tables(distinct: float, parts: int) -> np.ndarray:
     """Empty line tables, one row each, for `parts` hash partitions sharing about `distinct`
     strings, each at most half full; allocated by numpy (huge pages: lines are read at random)
     where _lines, in a kernel, would get 4 KiB pages."""
-    share = int(distinct * _SKETCH_SLACK / parts) + _START_SLOTS
-    size = (1 << (2 * share - 1).bit_length()) * _LINE
+    size = partition_share(distinct, parts)[1] * _LINE
     raw = np.zeros(parts * size + _LINE, dtype=np.uint64)
     skip = (-raw.ctypes.data % 64) // 8
     return raw[skip:skip + parts * size].reshape(parts, size)

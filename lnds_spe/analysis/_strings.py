@@ -630,11 +630,17 @@ def distinct_estimate(sketch: np.ndarray) -> float:
     return m * math.log(m / empty) if raw <= 2.5 * m and empty else raw
 
 
+def partition_share(distinct: float, parts: int) -> tuple[int, int]:
+    """Each of `parts` hash partitions' expected share of about `distinct` strings (10% over),
+    and the power-of-two slot count that keeps that share at most half full."""
+    share = int(distinct * _SKETCH_SLACK / parts) + _START_SLOTS
+    return share, 1 << (2 * share - 1).bit_length()
+
+
 def _partition_tables(distinct: float, parts: int, mean_bytes: float) -> tuple:
     """Empty tables for `parts` hash partitions sharing about `distinct` strings, allocated by
     numpy (huge pages: the tables are read at random, and 4 KiB pages miss the TLB)."""
-    share = int(distinct * _SKETCH_SLACK / parts) + _START_SLOTS
-    slots = 1 << (2 * share - 1).bit_length()
+    share, slots = partition_share(distinct, parts)
     arena_words = int(share * (mean_bytes / 8 + 2))
     return (np.full((parts, slots), _EMPTY_SLOT, np.uint64),
             np.empty((parts, slots // 2), np.uint64), np.empty((parts, slots // 2), np.int64),
