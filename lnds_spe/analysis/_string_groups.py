@@ -20,12 +20,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from lnds_spe.analysis._intrinsics import load_word, prefetch
+from lnds_spe.analysis._intrinsics import prefetch
 from lnds_spe.analysis._strings import (
     _BATCH_ROWS,
     _FIXED_WORDS,
     _HIGH,
     _LOW,
+    fixed_word,
     merge_first_rows,
     partition_batch,
     partition_share,
@@ -36,7 +37,7 @@ INLINE_BYTES = 8 * _INLINE_WORDS  # the longest string a line holds
 _LINE = 8  # words a line: head, the string's 5 words, the sum, the row and NaN counts
 _SUM, _COUNTS = 6, 7
 _NAN_ROW = np.uint64(1 << 32)  # a NaN row in the counts word: row count low, NaN count high
-_AHEAD = 8  # rows between prefetching a line and its lookup (4–32 measured: 4–12 fastest)
+_AHEAD = 24  # rows between prefetching a line and its lookup (16–32 alike, 8 about 10% slower)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,13 +64,12 @@ def _load_string(data, s0, length, out):
     whole = s0 + INLINE_BYTES <= data.shape[0]
     for i in range(_INLINE_WORDS):
         if whole:
-            w = load_word(data, s0 + 8 * i)  # one unaligned load, then the tail masked
+            out[i] = fixed_word(data, s0, length, i)
         else:  # the last strings of the buffer, byte by byte
             w = np.uint64(0)
             for b in range(min(8, max(length - 8 * i, 0))):
                 w |= np.uint64(data[s0 + 8 * i + b]) << np.uint64(8 * b)
-        half = np.uint64(4 * min(max(length - 8 * i, 0), 8))
-        out[i] = w & (((np.uint64(1) << half) << half) - np.uint64(1))
+            out[i] = w
 
 
 @numba.njit(cache=True, nogil=True)
@@ -205,13 +205,18 @@ def group_strings(offsets, data, values, hashes, tables):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def longest_string(offsets, threads):
-    """The byte length of the longest string, by parallel row chunks."""
+    """The byte length of the longest string, by parallel row chunks.
+
+    Ends and starts as two slices, subtracted in the offsets' own type, so the loop is
+    vectorised (2e7 rows: 2 ms, 13 ms row by row)."""
     n = offsets.shape[0] - 1
     chunk = (n + threads - 1) // threads
     longest = np.zeros(threads, dtype=np.int64)
     for t in numba.prange(threads):
+        lo, hi = min(n, t * chunk), min(n, (t + 1) * chunk)
+        ends, starts = offsets[lo + 1:hi + 1], offsets[lo:hi]
         most = 0
-        for r in range(min(n, t * chunk), min(n, (t + 1) * chunk)):
-            most = max(most, np.int64(offsets[r + 1]) - np.int64(offsets[r]))
+        for i in range(ends.shape[0]):
+            most = max(most, ends[i] - starts[i])
         longest[t] = most
     return longest.max()

@@ -7,7 +7,12 @@ import pytest
 
 import lnds_spe.analysis.groupby as groupby_module
 from lnds_spe.analysis import AnalysisInputError, groupby_keys
-from lnds_spe.analysis._string_groups import INLINE_BYTES, group_strings, line_tables
+from lnds_spe.analysis._string_groups import (
+    INLINE_BYTES,
+    group_strings,
+    line_tables,
+    longest_string,
+)
 from lnds_spe.analysis._strings import hash_strings
 
 
@@ -80,6 +85,17 @@ def test_string_lines_tables_that_fill_up_double_and_keep_every_sum():
     for name, a, b in zip(("first rows", "sums", "rows", "nans"), roomy, cramped, strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)
     np.testing.assert_array_equal(keys[roomy[0]], pd.unique(keys))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_longest_string_is_found_in_any_row_of_any_chunk(threads):
+    for where in (0, 3, 4, 9):  # the first row, either side of a chunk's end, the last row
+        strings = ["y" * (7 if row == where else 3) for row in range(10)]
+        for arr in (pa.array(strings, pa.string()), pa.array(strings, pa.large_string()),
+                    pa.array(["z" * 12, *strings], pa.string()).slice(1)):
+            offsets = groupby_module._arrow_string_buffers(arr)[0]
+            assert longest_string(offsets, threads) == 7, (where, arr.type)
+    assert longest_string(np.zeros(1, np.int32), threads) == 0
 
 
 @pytest.mark.parametrize("threads", [1, 2])
