@@ -32,8 +32,7 @@ from lnds_spe.analysis._strings import (
     partition_share,
 )
 
-_INLINE_WORDS = _FIXED_WORDS
-INLINE_BYTES = 8 * _INLINE_WORDS  # the longest string a line holds
+INLINE_BYTES = 8 * _FIXED_WORDS  # the longest string a line holds
 _LINE = 8  # words a line: head, the string's 5 words, the sum, the row and NaN counts
 _SUM, _COUNTS = 6, 7
 _NAN_ROW = np.uint64(1 << 32)  # a NaN row in the counts word: row count low, NaN count high
@@ -62,7 +61,7 @@ def line_tables(distinct: float, parts: int) -> np.ndarray:
 def _load_string(data, s0, length, out):
     """A string of at most 40 bytes as 5 little-endian words into out, zero past its end."""
     whole = s0 + INLINE_BYTES <= data.shape[0]
-    for i in range(_INLINE_WORDS):
+    for i in range(_FIXED_WORDS):
         if whole:
             out[i] = fixed_word(data, s0, length, i)
         else:  # the last strings of the buffer, byte by byte
@@ -86,7 +85,7 @@ def _accumulate_rows(offsets, data, values, hashes, part, parts, start, table, c
     mask = np.uint64(table.shape[0] // _LINE - 1)
     limit = table.shape[0] // _LINE // 2
     sums = table.view(np.float64)
-    words = np.empty(_INLINE_WORDS, dtype=np.uint64)
+    words = np.empty(_FIXED_WORDS, dtype=np.uint64)
     batch_rows = np.empty(_BATCH_ROWS, dtype=np.int64)
     batch_hashes = np.empty(_BATCH_ROWS, dtype=np.uint64)
     for block in range(start, n, _BATCH_ROWS):
@@ -107,7 +106,7 @@ def _accumulate_rows(offsets, data, values, hashes, part, parts, start, table, c
                 if x == 0:
                     break
                 diff = x ^ head  # branch-free: the whole line is compared
-                for i in range(_INLINE_WORDS):
+                for i in range(_FIXED_WORDS):
                     diff |= table[at + np.uint64(1 + i)] ^ words[i]
                 if diff == 0:
                     break
@@ -116,7 +115,7 @@ def _accumulate_rows(offsets, data, values, hashes, part, parts, start, table, c
                 if n_codes == limit:
                     return r, n_codes
                 table[at] = head
-                for i in range(_INLINE_WORDS):
+                for i in range(_FIXED_WORDS):
                     table[at + np.uint64(1 + i)] = words[i]
                 c_hash[n_codes] = h
                 slot_of[n_codes] = slot

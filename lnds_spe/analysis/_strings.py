@@ -21,7 +21,7 @@ _MUL = np.uint64(0x9E3779B97F4A7C15)
 _START_SLOTS = 1024
 _YIELD_ROWS = 64
 _SAMPLE_ROWS = 4096
-_FIXED_WORDS = 5  # strings up to 40 bytes are loaded as 5 words in _hash_rows/_partition_rows
+_FIXED_WORDS = 5  # strings up to 40 bytes are loaded as 5 words (fixed_word), unrolled
 _AHEAD = 16  # rows between prefetching a table slot, its arena entry, and the lookup
 # rows whose partition is tested before any is looked up: a batch's first rows go unprefetched,
 # so large batches (1024 rows: B's long-string fold 389 ms median with its hashing, 8192: 344)
