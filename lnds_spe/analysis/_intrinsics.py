@@ -134,75 +134,151 @@ def _store_packed(context, builder, vector, keep, array_type, array, at):
         at = builder.add(at, _lane_count(builder, part_keep))
 
 
-@intrinsic
-def select_lanes(typingctx, ids, values, start, slot, out_slots, out_values, at):
-    """For the LANES rows from `start`: look up slot[id] (ids outside 0..len(slot) - 1 have
-    none), and write the rows with a slot >= 0 and a value that is not NaN packed together
-    into out_slots[at:] and out_values[at:]. Returns (rows written, rows with a negative id).
+_REGISTER_BITS = 512  # the bitset words that fit one 512-bit register: ids below this on AVX-512
 
-    One vector load of ids and of values, one gather of the slots and one compress per
-    output for 16 rows: a row-by-row loop runs so many instructions per cache line that its
-    loads reach only a few lines ahead, and one core then streams memory well below its
-    bandwidth. LLVM lowers the gather and compresses to AVX-512 instructions, and emulates
-    them elsewhere. The caller keeps start + LANES within the rows and at + LANES within the
-    outputs (all LANES are stored).
+
+def _has_avx512() -> bool:
+    """Whether numba compiles for AVX-512F: its configured CPU features, else the host's (as
+    numba's own code generator decides)."""
+    from llvmlite import binding
+    from numba.core import config
+
+    features = (config.CPU_FEATURES if config.CPU_FEATURES is not None
+                else binding.get_host_cpu_features().flatten())
+    return "+avx512f" in features.split(",")
+
+
+def _gather_words(context, builder, bits, lane_ids, mask):
+    """bits[id // 32] for the lanes of `mask` (0 in the others): a masked gather from memory."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    word_pointer = ir.PointerType() if bits.data.type.is_opaque else i32.as_pointer()
+    offsets = builder.shl(builder.lshr(builder.zext(lane_ids, _vector(i64))
+                                       if lane_ids.type.element.width < 64 else lane_ids,
+                                       _splat(builder, i64(5))), _splat(builder, i64(2)))
+    addresses = builder.inttoptr(
+        builder.add(_splat(builder, builder.ptrtoint(bits.data, i64)), offsets),
+        _vector(word_pointer))
+    pointers = "p0" if bits.data.type.is_opaque else "p0i32"
+    gather = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(_vector(i32), [_vector(word_pointer), i32, _vector(ir.IntType(1)),
+                                       _vector(i32)]),
+        f"llvm.masked.gather.v{LANES}i32.v{LANES}{pointers}")
+    return builder.call(gather, [addresses, i32(4), mask, ir.Constant(_vector(i32), 0)])
+
+
+def _register_words(builder, bits, lane_ids):
+    """bits[id // 32] for ids below _REGISTER_BITS, from the bitset's first 16 words held in
+    one register (vpermd); the other lanes hold any word."""
+    i32 = ir.IntType(32)
+    first = builder.load(_pointer_to(builder, bits.data, _vector(i32)), typ=_vector(i32),
+                         align=4)
+    word = builder.lshr(lane_ids, _splat(builder, lane_ids.type.element(5)))
+    if lane_ids.type.element.width > 32:
+        word = builder.trunc(word, _vector(i32))
+    permute = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_vector(i32), [_vector(i32), _vector(i32)]),
+        "llvm.x86.avx512.permvar.si.512")
+    return builder.call(permute, [first, word])
+
+
+@intrinsic
+def select_lanes(typingctx, ids, values, start, wanted_bits, out_rows, at):
+    """For the LANES rows from `start`: write the positions of the rows whose id has its bit
+    set in `wanted_bits` (bit id % 32 of word id // 32; an id past the bitset has none) and
+    whose value is not NaN, packed together into out_rows[at:]. Returns (rows written, rows
+    with a negative id).
+
+    One vector load of ids and of values, one test of the ids and one compress for 16 rows: a
+    row-by-row loop runs so many instructions per cache line that one core streams memory
+    well below its bandwidth. On AVX-512 the bitset's first 512 bits stay in a register, so
+    ids below 512 are tested by a permute and a shift; only a vector holding a larger id
+    gathers words from memory, as every vector does elsewhere (LLVM emulates the gather and
+    the compress there). The caller gives a bitset of at least 16 words, keeps start + LANES
+    within the rows (and under 2^31) and at + LANES within out_rows (all LANES are stored).
     """
-    arrays = (ids, values, slot, out_slots, out_values)
+    arrays = (ids, values, wanted_bits, out_rows)
     if not (all(isinstance(a, types.Array) for a in arrays)
-            and isinstance(ids.dtype, types.Integer) and slot.dtype == out_slots.dtype
-            and isinstance(slot.dtype, types.Integer) and slot.dtype.signed
-            and values.dtype == out_values.dtype
+            and isinstance(ids.dtype, types.Integer)
+            and wanted_bits.dtype in (types.int32, types.uint32) and out_rows.dtype == types.int32
             and isinstance(values.dtype, types.Integer | types.Float)
             and isinstance(start, types.Integer) and isinstance(at, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
-        ids_arg, values_arg, start_arg, slot_arg, out_slots_arg, out_values_arg, at_arg = args
-        ids_t, values_t, start_t, slot_t, out_slots_t, out_values_t, at_t = signature.args
-        id_ir, value_ir, slot_ir = (context.get_value_type(a.dtype)
-                                    for a in (ids_t, values_t, slot_t))
-        i64 = ir.IntType(64)
-        slot_bytes = context.get_abi_sizeof(slot_ir)
+        ids_arg, values_arg, start_arg, bits_arg, out_rows_arg, at_arg = args
+        ids_t, values_t, start_t, bits_t, out_rows_t, at_t = signature.args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
 
-        def load(array_t, array, index_t, index, element):
-            pointer = _element_pointer(context, builder, array_t, array, index_t, index)
-            vector = _vector(element)
-            return builder.load(_pointer_to(builder, pointer, vector), typ=vector,
-                                align=context.get_abi_sizeof(element))
+        def load(array_t, array, element_t):
+            pointer = _element_pointer(context, builder, array_t, array, start_t, start_arg)
+            element = context.get_value_type(element_t)
+            return builder.load(_pointer_to(builder, pointer, _vector(element)),
+                                typ=_vector(element), align=context.get_abi_sizeof(element))
 
-        id_vector = load(ids_t, ids_arg, start_t, start_arg, id_ir)
-        value_vector = load(values_t, values_arg, start_t, start_arg, value_ir)
-        table = context.make_array(slot_t)(context, builder, slot_arg)
-        n_slots = builder.extract_value(table.shape, 0)
-        wide_ids = (builder.sext if ids_t.dtype.signed else builder.zext)(id_vector,
-                                                                           _vector(i64))
-        in_table = builder.icmp_unsigned("<", wide_ids, _splat(builder, n_slots))
-        negative = (builder.icmp_signed("<", wide_ids, ir.Constant(_vector(i64), 0))
-                    if ids_t.dtype.signed else ir.Constant(_vector(ir.IntType(1)), 0))
-        element_pointer = (ir.PointerType() if table.data.type.is_opaque
-                           else slot_ir.as_pointer())
-        addresses = builder.inttoptr(
-            builder.add(_splat(builder, builder.ptrtoint(table.data, i64)),
-                        builder.mul(wide_ids, ir.Constant(_vector(i64), slot_bytes))),
-            _vector(element_pointer))
-        pointers = "p0" if table.data.type.is_opaque else f"p0{slot_ir}"
-        gather = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(_vector(slot_ir), [_vector(element_pointer), ir.IntType(32),
-                                               _vector(ir.IntType(1)), _vector(slot_ir)]),
-            f"llvm.masked.gather.v{LANES}{slot_ir}.v{LANES}{pointers}")
-        slots = builder.call(gather, [addresses, ir.IntType(32)(slot_bytes), in_table,
-                                      ir.Constant(_vector(slot_ir), -1)])
-        keep = builder.icmp_signed(">=", slots, ir.Constant(_vector(slot_ir), 0))
+        id_vector = load(ids_t, ids_arg, ids_t.dtype)
+        value_vector = load(values_t, values_arg, values_t.dtype)
+        bits = context.make_array(bits_t)(context, builder, bits_arg)
+        # ids are tested in their own width (at least 32 bits): 16 lanes of 32-bit ids are
+        # one register, widened to 64 bits they would be two
+        lane = ir.IntType(max(32, id_vector.type.element.width))
+        lane_ids = (builder.sext if ids_t.dtype.signed else builder.zext)(id_vector,
+                                                                           _vector(lane))
+
+        def from_memory(from_register=None):
+            """Each id's word, whether it is in the bitset, the negative ids: a gather of the
+            words (only the lanes past the register's, given `from_register`)."""
+            n_bits = builder.shl(builder.extract_value(bits.shape, 0), i64(5))
+            if lane.width < 64:  # at most 2^32 - 1 bits count for 32-bit ids
+                n_bits = builder.trunc(builder.select(
+                    builder.icmp_unsigned(">", n_bits, i64(2 ** 32 - 1)), i64(2 ** 32 - 1),
+                    n_bits), lane)
+            in_bits = builder.icmp_unsigned("<", lane_ids, _splat(builder, n_bits))
+            negative = (builder.icmp_signed("<", lane_ids, ir.Constant(_vector(lane), 0))
+                        if ids_t.dtype.signed else ir.Constant(_vector(ir.IntType(1)), 0))
+            if from_register is None:
+                return (_gather_words(context, builder, bits, lane_ids, in_bits), in_bits,
+                        _lane_count(builder, negative))
+            gathered = _gather_words(context, builder, bits, lane_ids,
+                                     builder.and_(in_bits, builder.not_(in_register)))
+            return (builder.select(in_register, from_register, gathered), in_bits,
+                    _lane_count(builder, negative))
+
+        if _has_avx512():  # ids below 512 from the register; a gather only when one is not
+            in_register = builder.icmp_unsigned("<", lane_ids,
+                                                _splat(builder, lane(_REGISTER_BITS)))
+            from_register = _register_words(builder, bits, lane_ids)
+            all_in_register = builder.icmp_unsigned(
+                "==", builder.bitcast(in_register, ir.IntType(LANES)), ir.IntType(LANES)(-1))
+            before = builder.block
+            with builder.if_then(builder.not_(all_in_register), likely=False):
+                slow_words, slow_in_bits, slow_negatives = from_memory(from_register)
+                slow = builder.block
+            words, in_bits, negatives = (builder.phi(v.type) for v in (
+                slow_words, slow_in_bits, slow_negatives))
+            for phi, fast, slow_value in ((words, from_register, slow_words),
+                                          (in_bits, in_register, slow_in_bits),
+                                          (negatives, i64(0), slow_negatives)):
+                phi.add_incoming(fast, before)
+                phi.add_incoming(slow_value, slow)
+        else:
+            words, in_bits, negatives = from_memory()
+        shift = builder.and_(lane_ids, _splat(builder, lane(31)))
+        if lane.width > 32:
+            shift = builder.trunc(shift, _vector(i32))
+        bit = builder.and_(builder.lshr(words, shift), _splat(builder, i32(1)))
+        keep = builder.and_(in_bits, builder.icmp_unsigned("!=", bit,
+                                                           ir.Constant(_vector(i32), 0)))
         if isinstance(values_t.dtype, types.Float):
             keep = builder.and_(keep, builder.fcmp_ordered("==", value_vector, value_vector))
-        at = context.cast(builder, at_arg, at_t, types.int64)
-        _store_packed(context, builder, slots, keep, out_slots_t, out_slots_arg, at)
-        _store_packed(context, builder, value_vector, keep, out_values_t, out_values_arg, at)
+        first = builder.trunc(context.cast(builder, start_arg, start_t, types.int64), i32)
+        rows = builder.add(_splat(builder, first), ir.Constant(_vector(i32), list(range(LANES))))
+        _store_packed(context, builder, rows, keep, out_rows_t, out_rows_arg,
+                      context.cast(builder, at_arg, at_t, types.int64))
         return context.make_tuple(builder, signature.return_type,
-                                  [_lane_count(builder, keep), _lane_count(builder, negative)])
+                                  [_lane_count(builder, keep), negatives])
 
-    return (types.UniTuple(types.int64, 2)(ids, values, start, slot, out_slots, out_values, at),
+    return (types.UniTuple(types.int64, 2)(ids, values, start, wanted_bits, out_rows, at),
             codegen)
 
 

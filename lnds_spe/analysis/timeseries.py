@@ -29,10 +29,6 @@ _FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; NaN checks stay exa
 # 26M values, 2 threads) at 11 GB/s, 1.9 ms from memory; with 512 values ahead, 1.2 ms
 _SUM_STEP = 256
 _PREFETCH_AHEAD = 512
-# window_scan asks for the id and value lines _SELECT_AHEAD rows ahead of select_lanes: A's
-# time-sorted window (31.5M rows, int32 ids, float32 values, 2 threads) 14.5 to 12.6 ms, its
-# full scan 75 to 70 ms; 30M rows of int64 ids and float64 values 24 to 19.5 ms
-_SELECT_AHEAD = 512
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -527,41 +523,35 @@ def _fold_rows(ts, ids, vs, t0, t1, check_time, slot, acc):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fold_selected(ts, ids, vs, slot, acc, kept_slots, kept_values):
+def _fold_selected(ts, ids, vs, slot, wanted_bits, acc, kept_rows):
     """As `_fold_rows` without a time test, a vector of LANES rows at a time: select_lanes
-    packs each vector's kept rows into kept_slots/kept_values (room for the rows + LANES),
-    which are then folded in one loop; the last rows (fewer than LANES) one by one. The rows
-    _SELECT_AHEAD on are prefetched: one core's hardware prefetcher alone streams too little."""
+    writes the positions of each vector's rows with a wanted id (its bit set in wanted_bits)
+    and a value into kept_rows (room for the rows + LANES), which are then folded in one loop;
+    the last rows (fewer than LANES) one by one."""
     whole = ids.shape[0] - ids.shape[0] % LANES
     kept = 0
     negative = 0
     for i in range(0, whole, LANES):
-        if i + _SELECT_AHEAD < ids.shape[0]:  # a line each, two for 8-byte ids or values
-            prefetch(ids, i + _SELECT_AHEAD)
-            prefetch(vs, i + _SELECT_AHEAD)
-            if ids.itemsize > 4:
-                prefetch(ids, i + _SELECT_AHEAD + LANES // 2)
-            if vs.itemsize > 4:
-                prefetch(vs, i + _SELECT_AHEAD + LANES // 2)
-        written, negatives = select_lanes(ids, vs, i, slot, kept_slots, kept_values, kept)
+        written, negatives = select_lanes(ids, vs, i, wanted_bits, kept_rows, kept)
         kept += written
         negative += negatives
     for q in range(kept):
-        k = kept_slots[q]
-        acc[2 * k] += kept_values[q]
-        acc[2 * k + 1] += 1.0
+        row = np.uint64(kept_rows[q])
+        k = slot[np.uint64(ids[row])]  # a wanted id: in the table, with a slot
+        acc[np.uint64(2 * k)] += vs[row]
+        acc[np.uint64(2 * k + 1)] += 1.0
     return negative + _fold_rows(ts[whole:], ids[whole:], vs[whole:], 0, 0, False, slot, acc)
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, acc, kept_slots,
-                kept_values):
+def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, wanted_bits, acc,
+                kept_rows):
     """Fold rows a..b-1 into acc (see `_fold_rows`). With `check_time`, a block whose times
     are all outside [t0, t1) is skipped after one vectorised min/max pass, and one wholly
     inside is folded without testing times, as is every block without `check_time`."""
     ts, ids, vs = times[a:b], series[a:b], values[a:b]  # from 0: no wrap-around checks
     if not check_time or ts.shape[0] == 0:
-        return _fold_selected(ts, ids, vs, slot, acc, kept_slots, kept_values)
+        return _fold_selected(ts, ids, vs, slot, wanted_bits, acc, kept_rows)
     low = ts[0]
     high = ts[0]
     for i in range(ts.shape[0]):
@@ -570,27 +560,26 @@ def _scan_block(times, series, values, a, b, t0, t1, check_time, slot, acc, kept
     if high < t0 or low >= t1:
         return 0
     if low >= t0 and high < t1:
-        return _fold_selected(ts, ids, vs, slot, acc, kept_slots, kept_values)
+        return _fold_selected(ts, ids, vs, slot, wanted_bits, acc, kept_rows)
     return _fold_rows(ts, ids, vs, t0, t1, True, slot, acc)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, n_slots, check_time,
-                 threads):
+def _scan_kernel(times, series, values, lo, hi, t0, t1, slot, wanted_bits, n_slots,
+                 check_time, threads):
     """Per-slot sum/count over rows lo..hi-1 with t0 <= time < t1 (tested only with
     `check_time`) and slot[id] >= 0; also counts the negative ids of those rows. Run it with a
     parallel chunk size set: threads then take chunks of blocks as they become free, each
     folding into its own accumulator."""
     acc = np.zeros((threads, 2 * n_slots))
-    kept_slots = np.empty((threads, _SCAN_BLOCK + LANES), dtype=slot.dtype)
-    kept_values = np.empty((threads, _SCAN_BLOCK + LANES), dtype=values.dtype)
+    kept_rows = np.empty((threads, _SCAN_BLOCK + LANES), dtype=np.int32)
     negatives = np.zeros(threads, dtype=np.int64)
     n_blocks = (hi - lo + _SCAN_BLOCK - 1) // _SCAN_BLOCK
     for j in numba.prange(n_blocks):
         t = numba.get_thread_id()
         a = lo + j * _SCAN_BLOCK
         negatives[t] += _scan_block(times, series, values, a, min(hi, a + _SCAN_BLOCK), t0, t1,
-                                    check_time, slot, acc[t], kept_slots[t], kept_values[t])
+                                    check_time, slot, wanted_bits, acc[t], kept_rows[t])
     total = acc.sum(axis=0)
     return total[0::2], total[1::2].astype(np.int64), negatives.sum()
 
@@ -649,13 +638,15 @@ def window_scan(times: Any, series: Any, values: Any, start: int, stop: int,
         keep = np.unique(w[w >= 0]).astype(np.int64)
     slot = np.full(int(keep[-1]) + 1 if keep.size else 0, -1, dtype=np.int32)
     slot[keep] = np.arange(keep.size, dtype=np.int32)
+    wanted_bits = np.zeros(max(16, -(-slot.size // 32)), dtype=np.uint32)  # 16: see select_lanes
+    np.bitwise_or.at(wanted_bits, keep >> 5, np.left_shift(1, keep & 31).astype(np.uint32))
     lo, hi = 0, t.shape[0]
     if time_sorted:
         lo = int(np.searchsorted(t, start, side="left"))
         hi = max(lo, int(np.searchsorted(t, stop, side="left")))
     with _parallel_chunks(_SCAN_CHUNK):
         sums, counts, negatives = _scan_kernel(t, ids, v, lo, hi, int(start), int(stop), slot,
-                                               keep.size, not time_sorted, threads)
+                                               wanted_bits, keep.size, not time_sorted, threads)
     if negatives:
         raise negative_ids
     return {"series": keep, "count": counts, "mean": _mean_or_nan(sums, counts)}

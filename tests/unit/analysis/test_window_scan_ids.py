@@ -1,6 +1,11 @@
 """window_scan: the wanted ids, negative ids, blocks in, across or outside the window, and the
 vector select of the rows it keeps, for every id and value dtype."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -125,43 +130,88 @@ def test_the_parallel_chunk_size_is_restored():
 
 
 @numba.njit
-def _select_every_vector(ids, values, slot):
-    """select_lanes over every whole vector of rows: the kept slots and values, packed, and
+def _select_every_vector(ids, values, wanted_bits):
+    """select_lanes over every whole vector of rows: the kept rows' positions, in order, and
     the count of negative ids."""
-    kept_slots = np.empty(ids.shape[0] + LANES, dtype=slot.dtype)
-    kept_values = np.empty(ids.shape[0] + LANES, dtype=values.dtype)
+    kept_rows = np.empty(ids.shape[0] + LANES, dtype=np.int32)
     kept = negative = 0
     for i in range(0, ids.shape[0] - ids.shape[0] % LANES, LANES):
-        written, negatives = select_lanes(ids, values, i, slot, kept_slots, kept_values, kept)
+        written, negatives = select_lanes(ids, values, i, wanted_bits, kept_rows, kept)
         kept += written
         negative += negatives
-    return kept_slots[:kept], kept_values[:kept], negative
+    return kept_rows[:kept], negative
 
 
+def _bitset(wanted, n_ids):
+    bits = np.zeros(max(16, -(-n_ids // 32)), dtype=np.uint32)
+    for w in wanted:
+        bits[w // 32] |= np.uint32(1 << (w % 32))
+    return bits
+
+
+# ids below 512 are tested in a register, larger ones by a gather: both, and vectors mixing them
+@pytest.mark.parametrize("id_range", [40, 3000])
 @pytest.mark.parametrize("id_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint16,
                                       np.uint64])
 @pytest.mark.parametrize("value_dtype", [np.float32, np.float64, np.int32, np.uint8])
-def test_select_lanes_packs_the_rows_with_a_slot_and_a_value_in_row_order(id_dtype,
-                                                                           value_dtype):
+def test_select_lanes_keeps_the_rows_with_a_wanted_id_and_a_value_in_row_order(
+        id_range, id_dtype, value_dtype):
     rng = np.random.default_rng(11)
-    n = 6 * LANES
-    ids = rng.integers(0, 40, n).astype(id_dtype)  # ids 30..39 are past the 30-slot table
+    n = 12 * LANES
+    high = min(id_range, np.iinfo(id_dtype).max)
+    ids = rng.integers(0, high, n).astype(id_dtype)  # the top quarter is past the bitset
     if np.dtype(id_dtype).kind == "i":
         ids[rng.random(n) < 0.1] = -1
     elif id_dtype == np.uint64:
-        ids[::9] = 2**63 + 3  # past the table, not negative
+        ids[::9] = 2**63 + 3  # past the bitset, not negative
     values = (rng.normal(size=n) * 50).astype(value_dtype)
     if np.dtype(value_dtype).kind == "f":
         values[::5] = np.nan
-    slot = np.full(30, -1, dtype=np.int32)
-    slot[rng.choice(30, 12, replace=False)] = np.arange(12, dtype=np.int32)
-    rows = [i for i in range(n) if int(ids[i]) in range(30) and slot[int(ids[i])] >= 0
-            and values[i] == values[i]]
-    got_slots, got_values, negative = _select_every_vector(ids, values, slot)
+    n_ids = high * 3 // 4
+    wanted = set(rng.choice(n_ids, n_ids * 2 // 5, replace=False).tolist())
+    rows = [i for i in range(n) if int(ids[i]) in wanted and values[i] == values[i]]
+    got_rows, negative = _select_every_vector(ids, values, _bitset(wanted, n_ids))
     assert 0 < len(rows) < n
-    np.testing.assert_array_equal(got_slots, slot[ids[rows].astype(np.int64)])
-    np.testing.assert_array_equal(got_values, values[rows])
+    np.testing.assert_array_equal(got_rows, rows)
     assert negative == sum(int(i) < 0 for i in ids)
+
+
+def test_wanted_ids_on_both_sides_of_512_in_a_large_id_space_agree_with_numpy():
+    rng = np.random.default_rng(13)
+    n = 2 * _SCAN_BLOCK + 53
+    times = np.sort(rng.integers(0, 100, n))
+    series = rng.integers(0, 5000, n).astype(np.int32)
+    series[: n // 2] %= 600  # the first half mostly in the register's range
+    values = rng.normal(size=n)
+    values[::13] = np.nan
+    wanted = np.unique(np.concatenate([series[::7], [0, 511, 512, 4999]]))
+    count, mean = _expected(times, series, values, 10, 90, wanted)
+    for time_sorted in (False, True):
+        for threads in (1, 2):
+            out = window_scan(times, series, values, 10, 90, wanted=wanted,
+                              time_sorted=time_sorted, threads=threads)
+            np.testing.assert_array_equal(out["count"], count)
+            np.testing.assert_allclose(out["mean"], mean, rtol=1e-12, equal_nan=True)
+
+
+def test_without_avx512_every_word_is_gathered_and_the_same_rows_are_kept(tmp_path):
+    """A CPU without AVX-512 has no register table: in a fresh process compiling for Haswell,
+    the select and the scan across 512 keep the same rows."""
+    code = ("import numpy as np, test_window_scan_ids as t\n"
+            "from lnds_spe.analysis._intrinsics import _has_avx512\n"
+            "assert not _has_avx512()\n"
+            "for ids in (np.int32, np.uint64):\n"
+            "    for values in (np.float32, np.float64):\n"
+            "        t.test_select_lanes_keeps_the_rows_with_a_wanted_id_and_a_value_in_row_order("
+            "3000, ids, values)\n"
+            "t.test_wanted_ids_on_both_sides_of_512_in_a_large_id_space_agree_with_numpy()\n"
+            "print('portable select ok')\n")
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "-avx512f",
+           "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": os.pathsep.join(
+               [str(Path(__file__).parent), *sys.path])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0 and "portable select ok" in out.stdout, out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("id_dtype", [np.int16, np.int64, np.uint32])
