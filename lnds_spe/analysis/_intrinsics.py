@@ -1,6 +1,6 @@
 """LLVM intrinsics for numba kernels: a software prefetch, a 64 × 64 → 128-bit multiply, a
-word load at any byte, a vector select of the rows a group-by keeps, and ints compiled in as
-constants."""
+word load at any byte, a vector select of the rows a window scan keeps, and ints compiled in
+as constants."""
 
 from __future__ import annotations
 
@@ -217,7 +217,6 @@ def select_lanes(typingctx, ids, values, start, wanted_bits, out_rows, at):
                                 typ=_vector(element), align=context.get_abi_sizeof(element))
 
         id_vector = load(ids_t, ids_arg, ids_t.dtype)
-        value_vector = load(values_t, values_arg, values_t.dtype)
         bits = context.make_array(bits_t)(context, builder, bits_arg)
         # ids are tested in their own width (at least 32 bits): 16 lanes of 32-bit ids are
         # one register, widened to 64 bits they would be two
@@ -225,9 +224,9 @@ def select_lanes(typingctx, ids, values, start, wanted_bits, out_rows, at):
         lane_ids = (builder.sext if ids_t.dtype.signed else builder.zext)(id_vector,
                                                                            _vector(lane))
 
-        def from_memory(from_register=None):
+        def from_memory(in_register=None, from_register=None):
             """Each id's word, whether it is in the bitset, the negative ids: a gather of the
-            words (only the lanes past the register's, given `from_register`)."""
+            words (only of the lanes not `in_register`, given the register's words)."""
             n_bits = builder.shl(builder.extract_value(bits.shape, 0), i64(5))
             if lane.width < 64:  # at most 2^32 - 1 bits count for 32-bit ids
                 n_bits = builder.trunc(builder.select(
@@ -252,7 +251,7 @@ def select_lanes(typingctx, ids, values, start, wanted_bits, out_rows, at):
                 "==", builder.bitcast(in_register, ir.IntType(LANES)), ir.IntType(LANES)(-1))
             before = builder.block
             with builder.if_then(builder.not_(all_in_register), likely=False):
-                slow_words, slow_in_bits, slow_negatives = from_memory(from_register)
+                slow_words, slow_in_bits, slow_negatives = from_memory(in_register, from_register)
                 slow = builder.block
             words, in_bits, negatives = (builder.phi(v.type) for v in (
                 slow_words, slow_in_bits, slow_negatives))
@@ -269,7 +268,8 @@ def select_lanes(typingctx, ids, values, start, wanted_bits, out_rows, at):
         bit = builder.and_(builder.lshr(words, shift), _splat(builder, i32(1)))
         keep = builder.and_(in_bits, builder.icmp_unsigned("!=", bit,
                                                            ir.Constant(_vector(i32), 0)))
-        if isinstance(values_t.dtype, types.Float):
+        if isinstance(values_t.dtype, types.Float):  # NaN is missing: only floats are read
+            value_vector = load(values_t, values_arg, values_t.dtype)
             keep = builder.and_(keep, builder.fcmp_ordered("==", value_vector, value_vector))
         first = builder.trunc(context.cast(builder, start_arg, start_t, types.int64), i32)
         rows = builder.add(_splat(builder, first), ir.Constant(_vector(i32), list(range(LANES))))

@@ -494,8 +494,11 @@ class TimeSeriesStore:
         return self.rollups[use_rollup]
 
 
-_SCAN_BLOCK = 4096  # rows per block: the unit of the time pre-test and of the work sharing
-_SCAN_CHUNK = 8  # blocks a thread takes at a time: idle threads take the next ones, so a
+# rows per block: the unit of the time pre-test, of the vector select and of the work sharing.
+# A's time-sorted window (31.5M rows, 2 threads, scratch, alternating): 9.5 ms median with
+# blocks of 4096 rows, 8.5 with 16384 (fewer calls, each with its slices and its fold loop)
+_SCAN_BLOCK = 16384
+_SCAN_CHUNK = 2  # blocks a thread takes at a time: idle threads take the next ones, so a
 # window in time-ordered data, or a core busy with another process, does not stall the scan
 
 
