@@ -134,7 +134,7 @@ def _store_packed(context, builder, vector, keep, array_type, array, at):
         at = builder.add(at, _lane_count(builder, part_keep))
 
 
-_REGISTER_BITS = 512  # the bitset words that fit one 512-bit register: ids below this on AVX-512
+_REGISTER_BITS = 512  # on AVX-512, ids below this are tested against 16 words held in a register
 
 
 def _has_avx512() -> bool:

@@ -159,7 +159,7 @@ def test_select_lanes_keeps_the_rows_with_a_wanted_id_and_a_value_in_row_order(
     rng = np.random.default_rng(11)
     n = 12 * LANES
     high = min(id_range, np.iinfo(id_dtype).max)
-    ids = rng.integers(0, high, n).astype(id_dtype)  # the top quarter is past the bitset
+    ids = rng.integers(0, high, n).astype(id_dtype)  # the top quarter is never wanted
     if np.dtype(id_dtype).kind == "i":
         ids[rng.random(n) < 0.1] = -1
     elif id_dtype == np.uint64:
