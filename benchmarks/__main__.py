@@ -14,7 +14,10 @@ EXIT_DISAGREEMENT = 1
 EXIT_ERROR = 2
 EXIT_BUSY = 3
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
+# A workload run in the container engine is judged on an idle pre-sample of this many seconds,
+# and its closing bandwidth probe waits up to ENGINE_SETTLE_S for its containers' teardown.
 ENGINE_PRESAMPLE_S = 3.0
+ENGINE_SETTLE_S = 60.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -101,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.threads} threads", flush=True)
         watch = harness.LoadWatch(probe)
         watch.start()
+        in_engine = False
         try:
             module = importlib.import_module(f"benchmarks.workload_{wid}")
-            if getattr(module, "RUNS_IN_ENGINE", False):  # its containers' CPU is not ours:
-                watch.start(ENGINE_PRESAMPLE_S)           # quiet is judged on an idle pre-sample
+            in_engine = getattr(module, "RUNS_IN_ENGINE", False)
+            if in_engine:                        # its containers' CPU is not ours: quiet is
+                watch.start(ENGINE_PRESAMPLE_S)  # judged on an idle pre-sample
             outcome = module.run(args.scale, args.threads)
         except harness.Disagreement as exc:
             print(f"[benchmarks] {wid.upper()}: PEERS DISAGREE: {exc}", file=sys.stderr)
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             outcome = {"workload": wid.upper(), "error": f"{type(exc).__name__}: {exc}"}
             status = EXIT_ERROR
-        outcome["load"] = watch.stop()
+        outcome["load"] = watch.stop(ENGINE_SETTLE_S if in_engine else 0.0)
         results["workloads"].append(outcome)
         harness.write_json(args.out / "results.json", results)
     results["peak_rss_mib"] = harness.peak_rss_mib()

@@ -6,7 +6,8 @@ with. Cold starts and peak memory come from fresh processes (`fresh_process_prob
 call once with an empty NUMBA_CACHE_DIR and once with that cache warm. Every workload records
 the load average, the CPU that other processes used while it ran, the CPU the host took from
 this virtual machine (steal time) and the memory read bandwidth probed just before and after it;
-`quiet_enough` decides whether the run may be written to RESULTS.md. The probes exist because
+`quiet_enough` decides whether the run may be written to RESULTS.md (the probe after a workload
+whose containers ran in the engine waits for their teardown first). The probes exist because
 another guest on the same host can take memory bandwidth, which shows as no load inside this
 one: in one run workload A's bandwidth-bound scans were 30–80% slower than in every other run,
 while its compute-bound peers were not.
@@ -159,17 +160,35 @@ class LoadWatch:
         foreign = (_cpu_seconds()[0] - self._busy) - (_own_cpu_seconds() - self._own)
         return round(max(foreign, 0.0) / wall, 3)
 
-    def stop(self) -> dict:
+    def stop(self, settle_s: float = 0.0) -> dict:
+        """What the workload saw. With `settle_s` (a workload whose work ran in other processes),
+        the closing bandwidth probe first waits, up to that long, for those processes to finish:
+        dirty pages written back and other processes' CPU under FOREIGN_CPU_LIMIT, so the probe
+        reads the host, not the workload's own teardown."""
         wall = max(time.monotonic() - self._wall, 1e-9)
         found = {"load_avg_start": [round(x, 2) for x in self.load_at_start],
                  "load_avg_end": [round(x, 2) for x in os.getloadavg()],
                  "foreign_cpu_cores": self._foreign_cores(),
                  "steal_cores": round((_cpu_seconds()[1] - self._steal) / wall, 3),
-                 "read_gbs_before": self.read_gbs_before,
-                 "read_gbs_after": read_bandwidth_gbs(self.probe)}
+                 "read_gbs_before": self.read_gbs_before}
+        if settle_s > 0:
+            found["settled_s"] = self._settle(settle_s)
+        found["read_gbs_after"] = read_bandwidth_gbs(self.probe)
         if self.foreign_before is not None:
             found["foreign_cpu_cores_before"] = self.foreign_before
         return found
+
+    def _settle(self, limit_s: float, sample_s: float = 1.0) -> float:
+        """Flush dirty pages, then wait until other processes use at most FOREIGN_CPU_LIMIT
+        cores over `sample_s`, or `limit_s` passed; the seconds it took."""
+        began = time.monotonic()
+        os.sync()
+        while time.monotonic() - began < limit_s:
+            self._mark()
+            time.sleep(sample_s)
+            if self._foreign_cores() <= FOREIGN_CPU_LIMIT:
+                break
+        return round(time.monotonic() - began, 1)
 
 
 def bandwidth_probe() -> np.ndarray:
@@ -417,7 +436,8 @@ def markdown_report(results: dict, stamp: str | None = None) -> str:
               f"{LOAD_LIMIT} then, and during each workload at most {FOREIGN_CPU_LIMIT} cores "
               f"used by other processes and {STEAL_LIMIT} taken by the host (steal), and every "
               f"memory read probe ({PROBE_MIB} MiB, one core) at least {BANDWIDTH_FLOOR}× the "
-              "run's best.", "",
+              "run's best (after a workload run in the container engine, once its teardown "
+              "settled).", "",
               "Method: implementations timed round-robin; min, median and IQR over the repeats; "
               "cold = first call in a fresh process with an empty / a warm NUMBA_CACHE_DIR; "
               "peak MiB = memory the first call added in its own process (probe input); a "

@@ -1,6 +1,8 @@
 """The benchmark harness's method: round-robin timing, quiet-machine refusal, break-even."""
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -150,3 +152,19 @@ def test_load_watch_presample_records_other_processes_before_the_workload():
     # /proc/stat ticks and wall time are read apart: allow a tick's worth over the core count
     assert 0 <= load["foreign_cpu_cores_before"] <= (harness.os.cpu_count() or 1) + 0.2
     assert "foreign_cpu_cores" in load
+
+
+def test_closing_probe_waits_for_other_processes_to_settle():
+    """An engine workload's teardown (here a child spinning for 1.5 s) must not be probed."""
+    watch = harness.LoadWatch(np.ones(1 << 20))
+    watch.start()
+    spinner = subprocess.Popen([sys.executable, "-c",
+                                "import time\nend = time.monotonic() + 1.5\n"
+                                "while time.monotonic() < end: pass"])
+    try:
+        load = watch.stop(settle_s=20.0)
+    finally:
+        spinner.wait()
+    assert 1.0 <= load["settled_s"] <= 21.5
+    assert load["read_gbs_after"] > 0
+    assert "settled_s" not in watch.stop()
