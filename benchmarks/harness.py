@@ -145,15 +145,19 @@ class LoadWatch:
         self.read_gbs_before = read_bandwidth_gbs(self.probe)
         self.foreign_before = None
         if presample_s > 0:
-            self._mark()
-            time.sleep(presample_s)
-            self.foreign_before = self._foreign_cores()
+            self.foreign_before = self._foreign_cores_over(presample_s)
         self._mark()
         self.load_at_start = os.getloadavg()
 
     def _mark(self) -> None:
         self._busy, self._steal = _cpu_seconds()
         self._own, self._wall = _own_cpu_seconds(), time.monotonic()
+
+    def _foreign_cores_over(self, seconds: float) -> float:
+        """Other processes' CPU (cores) over the next `seconds` (this watch's mark moves)."""
+        self._mark()
+        time.sleep(seconds)
+        return self._foreign_cores()
 
     def _foreign_cores(self) -> float:
         wall = max(time.monotonic() - self._wall, 1e-9)
@@ -184,9 +188,7 @@ class LoadWatch:
         began = time.monotonic()
         os.sync()
         while time.monotonic() - began < limit_s:
-            self._mark()
-            time.sleep(sample_s)
-            if self._foreign_cores() <= FOREIGN_CPU_LIMIT:
+            if self._foreign_cores_over(sample_s) <= FOREIGN_CPU_LIMIT:
                 break
         return round(time.monotonic() - began, 1)
 
